@@ -1,0 +1,114 @@
+"""ASGI 3 adapter: serves an `App` on uvicorn, hypercorn or `granian --interface asgi`."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
+from typing import TYPE_CHECKING, Any
+
+from ..errors import BadRequest
+from ..requests import Request
+from ..responses import Response, StreamingResponse
+
+if TYPE_CHECKING:
+    from ..app import App
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+logger = logging.getLogger("shoal")
+
+
+def _decode_headers(raw: list[tuple[bytes, bytes]]) -> Callable[[], list[tuple[str, str]]]:
+    return lambda: [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw]
+
+
+def _body_reader(receive: Receive) -> Callable[[], AsyncIterator[bytes]]:
+    async def read() -> AsyncIterator[bytes]:
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise BadRequest(detail="The client disconnected before sending the whole body.")
+            chunk = message.get("body", b"")
+            if chunk:
+                yield chunk
+            if not message.get("more_body", False):
+                return
+
+    return read
+
+
+def _encode_headers(response: Response) -> list[tuple[bytes, bytes]]:
+    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+
+
+class ASGIAdapter:
+    """The ASGI callable for one app: `http` requests and the `lifespan` protocol."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+        elif kind == "websocket":  # not served by shoal: refuse the handshake
+            await send({"type": "websocket.close", "code": 1003})
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        app = self.app
+        client = scope.get("client")
+        request = Request(
+            scope["method"],
+            scope["path"],
+            query_string=scope.get("query_string", b"").decode("latin-1"),
+            headers=_decode_headers(scope.get("headers", [])),
+            body=_body_reader(receive),
+            client=(client[0], client[1]) if client else None,
+            scheme=scope.get("scheme", "http"),
+            http_version=scope.get("http_version", "1.1"),
+            raw_path=scope.get("raw_path"),
+            max_body_size=app.max_body_size,
+            app=app,
+        )
+        response = await app.handle(request)
+        start = {"type": "http.response.start", "status": response.status}
+        start["headers"] = _encode_headers(response)
+        await send(start)
+        if isinstance(response, StreamingResponse):
+
+            async def send_chunk(chunk: bytes) -> None:
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+
+            await response.send_to(send_chunk)
+            with contextlib.suppress(OSError):  # the client is gone; send_to logged it
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        else:
+            await send({"type": "http.response.body", "body": response.body})
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.app.startup()
+                except Exception as exc:
+                    logger.exception("shoal: startup failed")
+                    reason = repr(exc.__cause__ or exc)
+                    await send({"type": "lifespan.startup.failed", "message": reason})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                try:
+                    await self.app.shutdown()
+                except Exception as exc:
+                    logger.exception("shoal: shutdown failed")
+                    await send({"type": "lifespan.shutdown.failed", "message": repr(exc)})
+                    return
+                await send({"type": "lifespan.shutdown.complete"})
+                return

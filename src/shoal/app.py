@@ -1,0 +1,318 @@
+"""`App`: routes, middleware, lifespan, and the one transport-free entry point `handle`.
+
+`await app.handle(request)` turns a `Request` into a `Response` and never
+raises: routing misses, `HTTPError`s and unhandled exceptions all become
+problem+json responses. The adapters in `shoal.adapters` call it; so does the
+test client. The same object is an ASGI app (`app(scope, receive, send)`) and
+an RSGI app (`app.__rsgi__`), each delegating to its adapter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, AsyncExitStack
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._threadpool import DEFAULT_QUEUE, DEFAULT_THREADS, ThreadPool
+from .datastructures import State
+from .errors import ConfigurationError, HTTPError, NotFound, StartupError
+from .handlers import HandlerPlan, Planner
+from .requests import Request
+from .responses import Response, problem_response, to_response
+from .routing import Router
+
+if TYPE_CHECKING:
+    from .adapters.asgi import ASGIAdapter
+    from .adapters.rsgi import RSGIAdapter
+
+__all__ = ["App", "Endpoint", "Handler", "Middleware"]
+
+logger = logging.getLogger("shoal")
+
+Handler = Callable[[Request], Awaitable[Response]]
+"""What middleware wraps: an async function from `Request` to `Response`."""
+
+Middleware = Callable[[Handler], Handler]
+"""A middleware takes the next handler and returns a handler that wraps it."""
+
+Lifespan = Callable[["App"], AbstractAsyncContextManager[Any]]
+F = TypeVar("F", bound=Callable[..., Any])
+R = TypeVar("R", bound=AbstractAsyncContextManager[Any])
+
+_INTERNAL_ERROR = HTTPError(500, "The server hit an internal error; it has been logged.")
+_BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+@dataclass(slots=True)
+class Endpoint:
+    """A registered handler: where it is routed, and its call plan."""
+
+    template: str
+    methods: list[str]
+    handler: Callable[..., Any]
+    plan: HandlerPlan
+    name: str
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+class App:
+    """A shoal application.
+
+    ```python
+    app = App()
+
+    @app.get("/")
+    async def now() -> dict:
+        return {"time": time.time()}
+    ```
+
+    `max_body_size` bounds request bodies (413 past it); `threads` and
+    `max_queue` size the pool that runs plain `def` handlers; `lifespan` is
+    an async context manager factory entered at startup and left at shutdown.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_body_size: int = 1024 * 1024,
+        threads: int = DEFAULT_THREADS,
+        max_queue: int = DEFAULT_QUEUE,
+        lifespan: Lifespan | None = None,
+        middleware: Iterable[Middleware] = (),
+    ) -> None:
+        self.max_body_size = max_body_size
+        self.router: Router[Endpoint] = Router()
+        self.planner = Planner(self)
+        self.endpoints: list[Endpoint] = []
+        self.resources: list[AbstractAsyncContextManager[Any]] = []
+        self.thread_pool = ThreadPool(threads, max_queue)
+        self.state = State()
+        self._middleware: list[Middleware] = list(middleware)
+        self._lifespan = lifespan
+        self._startup_hooks: list[Callable[[], Any]] = []
+        self._shutdown_hooks: list[Callable[[], Any]] = []
+        self._chain: Handler | None = None
+        self._exit_stack: AsyncExitStack | None = None
+        self._asgi: ASGIAdapter | None = None
+        self._rsgi: RSGIAdapter | None = None
+
+    # -- registration -------------------------------------------------------
+
+    def route(
+        self, path: str, methods: Iterable[str] = ("GET",), **options: Any
+    ) -> Callable[[F], F]:
+        """Register the decorated function for `methods` on `path`."""
+
+        def decorate(handler: F) -> F:
+            self.add_route(path, handler, methods, **options)
+            return handler
+
+        return decorate
+
+    def add_route(
+        self,
+        path: str,
+        handler: Callable[..., Any],
+        methods: Iterable[str] = ("GET",),
+        **options: Any,
+    ) -> Endpoint:
+        """Register `handler` for `methods` on `path` (the non-decorator form)."""
+        self._check_not_started("add a route")
+        from .routing import compile_template
+
+        params, _, _ = compile_template(path)
+        methods = [m.upper() for m in methods]
+        plan = self.planner.plan(handler, params)
+        endpoint = Endpoint(path, methods, handler, plan, plan.name, options)
+        self.router.add(path, methods, endpoint)
+        self.endpoints.append(endpoint)
+        return endpoint
+
+    def get(self, path: str, **options: Any) -> Callable[[F], F]:
+        """Register the decorated function for `GET` (and so `HEAD`) on `path`."""
+        return self.route(path, ["GET"], **options)
+
+    def post(self, path: str, **options: Any) -> Callable[[F], F]:
+        """Register the decorated function for `POST` on `path`."""
+        return self.route(path, ["POST"], **options)
+
+    def put(self, path: str, **options: Any) -> Callable[[F], F]:
+        """Register the decorated function for `PUT` on `path`."""
+        return self.route(path, ["PUT"], **options)
+
+    def patch(self, path: str, **options: Any) -> Callable[[F], F]:
+        """Register the decorated function for `PATCH` on `path`."""
+        return self.route(path, ["PATCH"], **options)
+
+    def delete(self, path: str, **options: Any) -> Callable[[F], F]:
+        """Register the decorated function for `DELETE` on `path`."""
+        return self.route(path, ["DELETE"], **options)
+
+    def add_middleware(self, middleware: Middleware) -> None:
+        """Wrap every request in `middleware`; the last added runs outermost."""
+        self._check_not_started("add middleware")
+        self._middleware.append(middleware)
+
+    def on_startup(self, hook: F) -> F:
+        """Run `hook` (sync or async, no arguments) when the app starts."""
+        self._startup_hooks.append(hook)
+        return hook
+
+    def on_shutdown(self, hook: F) -> F:
+        """Run `hook` (sync or async, no arguments) when the app stops."""
+        self._shutdown_hooks.append(hook)
+        return hook
+
+    def use(self, resource: R) -> R:
+        """Open `resource` (an async context manager) at startup, close it at shutdown.
+
+        Resources open in the order given, before the lifespan and startup
+        hooks, and close in reverse order, last. A handler receives one by
+        declaring a parameter of its type (`db: Database`); register it
+        before the routes that use it.
+        """
+        self._check_not_started("add a resource")
+        self.resources.append(resource)
+        return resource
+
+    def _check_not_started(self, what: str) -> None:
+        if self._chain is not None:
+            raise ConfigurationError(f"cannot {what} after the app has started serving")
+
+    # -- lifespan -----------------------------------------------------------
+
+    async def startup(self) -> None:
+        """Open resources, enter the lifespan, run startup hooks.
+
+        On failure, whatever was opened is closed again and `StartupError`
+        is raised with the cause chained.
+        """
+        if self._exit_stack is not None:
+            return
+        self._compose()
+        stack = AsyncExitStack()
+        try:
+            stack.push_async_callback(asyncio.to_thread, self.thread_pool.close)
+            for resource in self.resources:
+                await stack.enter_async_context(resource)
+            if self._lifespan is not None:
+                await stack.enter_async_context(self._lifespan(self))
+            stack.push_async_callback(self._run_hooks, self._shutdown_hooks)
+            await self._run_hooks(self._startup_hooks)
+        except BaseException as exc:
+            await stack.aclose()
+            if isinstance(exc, Exception):
+                raise StartupError(f"the app failed to start: {exc!r}") from exc
+            raise
+        self._exit_stack = stack
+
+    async def shutdown(self) -> None:
+        """Run shutdown hooks, leave the lifespan, close resources (reverse order)."""
+        stack, self._exit_stack = self._exit_stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    @staticmethod
+    async def _run_hooks(hooks: list[Callable[[], Any]]) -> None:
+        for hook in hooks:
+            result = hook()
+            if inspect.isawaitable(result):
+                await result
+
+    # -- serving ------------------------------------------------------------
+
+    def _compose(self) -> Handler:
+        if self._chain is None:
+            chain: Handler = self._dispatch
+            for middleware in self._middleware:
+                chain = middleware(chain)
+            self._chain = chain
+        return self._chain
+
+    async def handle(self, request: Request) -> Response:
+        """Answer `request`. Never raises: every error becomes a problem response."""
+        chain = self._chain or self._compose()
+        try:
+            response = await chain(request)
+        except Exception as exc:
+            response = self._error_response(request, exc)
+        if request.method == "HEAD":
+            _strip_body(response)
+        return response
+
+    async def _dispatch(self, request: Request) -> Response:
+        try:
+            endpoint, params = self.router.match(request.method, request.path)
+            if endpoint is None:  # OPTIONS that no handler claims
+                allow = ", ".join(self.router.allowed(request.path))
+                return Response(status=204, headers=[("allow", allow)])
+            request.path_params = params
+            if request.method not in _BODYLESS:
+                request.check_declared_size()
+            return to_response(await endpoint.plan(request))
+        except NotFound as exc:
+            target = self.router.alternate(request.path)
+            if target is None:
+                return problem_response(exc)
+            if request.query_string:
+                target += "?" + request.query_string
+            return Response(status=308, headers=[("location", target)])
+        except Exception as exc:
+            return self._error_response(request, exc)
+
+    def _error_response(self, request: Request, exc: Exception) -> Response:
+        if isinstance(exc, HTTPError):
+            return problem_response(exc)
+        logger.error("unhandled error answering %s %s", request.method, request.path, exc_info=exc)
+        return problem_response(_INTERNAL_ERROR)
+
+    # -- protocol entry points (each delegates to its adapter) --------------
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        """ASGI 3 entry point: `uvicorn module:app` serves the app through this."""
+        if self._asgi is None:
+            from .adapters.asgi import ASGIAdapter
+
+            self._asgi = ASGIAdapter(self)
+        await self._asgi(scope, receive, send)
+
+    def _rsgi_adapter(self) -> RSGIAdapter:
+        if self._rsgi is None:
+            from .adapters.rsgi import RSGIAdapter
+
+            self._rsgi = RSGIAdapter(self)
+        return self._rsgi
+
+    # granian looks these three up once per worker; handing it the adapter's
+    # own bound methods keeps an extra call off the request path.
+    @property
+    def __rsgi__(self) -> Callable[[Any, Any], Awaitable[None]]:
+        return self._rsgi_adapter().handle
+
+    @property
+    def __rsgi_init__(self) -> Callable[[Any], None]:
+        return self._rsgi_adapter().init
+
+    @property
+    def __rsgi_del__(self) -> Callable[[Any], None]:
+        return self._rsgi_adapter().close
+
+
+def _strip_body(response: Response) -> None:
+    from .responses import StreamingResponse
+
+    if isinstance(response, StreamingResponse):
+        response.chunks = _empty()
+    elif response.body:
+        if response.header("content-length") is None:
+            response.headers.append(("content-length", str(len(response.body))))
+        response.body = b""
+
+
+async def _empty() -> AsyncIterator[bytes]:
+    return
+    yield  # pragma: no cover

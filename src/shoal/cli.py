@@ -1,0 +1,167 @@
+"""The `shoal` command: `shoal run module:app`, `shoal routes module:app`."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import importlib
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .app import App
+
+__all__ = ["load_app", "main"]
+
+INTERFACES = ("rsgi", "asgi")
+
+
+class TargetError(Exception):
+    """The `module:attribute` target could not be loaded; the message is one line."""
+
+
+def load_app(target: str) -> Any:
+    """Import `module:attribute` (dotted attribute allowed) with the cwd on sys.path."""
+    module_name, sep, attribute = target.partition(":")
+    if not sep or not module_name or not attribute:
+        raise TargetError(f"expected 'module:attribute', got {target!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise TargetError(f"module {module_name!r} not found (from {target!r})") from exc
+        raise
+    obj: Any = module
+    for part in attribute.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise TargetError(
+                f"module {module_name!r} has no attribute {attribute!r} (from {target!r})"
+            ) from None
+    return obj
+
+
+def _workers(value: str) -> int:
+    if value == "auto":
+        return os.cpu_count() or 1
+    try:
+        workers = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number or 'auto', got {value!r}") from None
+    if workers < 1:
+        raise argparse.ArgumentTypeError("--workers must be at least 1")
+    return workers
+
+
+def _logging_config(level: str) -> dict[str, Any]:
+    from granian.log import LOGGING_CONFIG
+
+    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
+    config["handlers"]["shoal"] = {
+        "formatter": "generic",
+        "class": "logging.StreamHandler",
+        "stream": "ext://sys.stderr",
+    }
+    config["loggers"]["shoal"] = {
+        "handlers": ["shoal"],
+        "level": level.upper(),
+        "propagate": False,
+    }
+    return config
+
+
+def _run(args: argparse.Namespace) -> int:
+    from granian import Granian
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+
+    app = load_app(args.target)  # fail here, in one line, rather than in every worker
+    if args.interface in ("rsgi", "asgi") and not isinstance(app, App):
+        raise TargetError(
+            f"{args.target!r} is a {type(app).__name__}, not a shoal App; "
+            "serve other apps with --interface wsgi"
+        )
+    # workers import the target themselves: make the cwd importable for them too
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])
+    )
+    server = Granian(
+        args.target,
+        address=args.host,
+        port=args.port,
+        interface=Interfaces(args.interface),
+        workers=args.workers,
+        reload=args.reload,
+        log_level=LogLevels(args.log_level),
+        log_dictconfig=_logging_config(args.log_level),
+        log_access=args.access_log,
+        working_dir=Path.cwd(),
+    )
+    server.serve()
+    return 0
+
+
+def _routes(args: argparse.Namespace) -> int:
+    app = load_app(args.target)
+    if not isinstance(app, App):
+        raise TargetError(f"{args.target!r} is a {type(app).__name__}, not a shoal App")
+    rows = [(", ".join(e.methods), e.template, e.name) for e in app.endpoints]
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(_HEADINGS)]
+    for row in [_HEADINGS, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    return 0
+
+
+_HEADINGS = ("METHODS", "PATH", "HANDLER")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shoal", description="Run and inspect shoal apps.")
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    run = commands.add_parser("run", help="serve an app on granian")
+    run.add_argument("target", help="the app, as module:attribute (e.g. service:app)")
+    run.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    run.add_argument("--port", type=int, default=8000, help="port to bind (default 8000)")
+    run.add_argument(
+        "--workers", type=_workers, default=1, help="worker processes, or 'auto' for one per core"
+    )
+    run.add_argument("--reload", action="store_true", help="restart when source files change")
+    run.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug"],
+        help="logging threshold (default info)",
+    )
+    run.add_argument("--access-log", action="store_true", help="log every request")
+    run.add_argument(
+        "--interface", default="rsgi", choices=INTERFACES, help="protocol (default rsgi)"
+    )
+    run.set_defaults(func=_run)
+
+    routes = commands.add_parser("routes", help="print the route table")
+    routes.add_argument("target", help="the app, as module:attribute")
+    routes.set_defaults(func=_routes)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `shoal` command."""
+    args = build_parser().parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    try:
+        return func(args)
+    except TargetError as exc:
+        print(f"shoal: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

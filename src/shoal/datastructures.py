@@ -1,0 +1,93 @@
+"""Multi-valued, read-only mappings for headers and query strings, and `State`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl
+
+__all__ = ["Headers", "QueryParams", "State"]
+
+_T = TypeVar("_T")
+
+
+class _MultiMapping(Mapping[str, str]):
+    """A read-only mapping where a key may hold several values.
+
+    `m[key]` and `m.get(key)` give the first value; `m.getall(key)` gives all.
+    """
+
+    __slots__ = ("_items", "_index")
+
+    def __init__(self, items: Iterable[tuple[str, str]] = ()) -> None:
+        self._items = list(items)
+        index: dict[str, list[str]] = {}
+        for key, value in self._items:
+            index.setdefault(self._norm(key), []).append(value)
+        self._index = index
+
+    @staticmethod
+    def _norm(key: str) -> str:
+        return key
+
+    def __getitem__(self, key: str) -> str:
+        return self._index[self._norm(key)][0]
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self._norm(key) in self._index
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._index)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def getall(self, key: str, default: _T | None = None) -> list[str] | _T | None:
+        """Every value of `key`, in order; `default` when there is none."""
+        values = self._index.get(self._norm(key))
+        return list(values) if values is not None else default
+
+    def multi_items(self) -> list[tuple[str, str]]:
+        """Every (key, value) pair in the original order, repeats included."""
+        return list(self._items)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, _MultiMapping):
+            return sorted(self._items) == sorted(other._items)
+        return super().__eq__(other)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self._items!r})"
+
+
+class Headers(_MultiMapping):
+    """HTTP headers: case-insensitive keys, several values per key allowed."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def _norm(key: str) -> str:
+        return key.lower()
+
+
+class QueryParams(_MultiMapping):
+    """The parsed query string: `?tag=a&tag=b` gives `getall("tag") == ["a", "b"]`."""
+
+    __slots__ = ()
+
+    @classmethod
+    def parse(cls, query_string: str) -> QueryParams:
+        """Parse `a=1&b=2` (percent-decoding, `+` as space, blanks kept)."""
+        return cls(parse_qsl(query_string, keep_blank_values=True))
+
+
+class State:
+    """A plain attribute bag: `request.state.user = ...`, `app.state.cache = ...`."""
+
+    def __init__(self, **values: Any) -> None:
+        self.__dict__.update(values)
+
+    def __repr__(self) -> str:
+        return f"State({self.__dict__!r})"

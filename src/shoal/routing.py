@@ -1,0 +1,208 @@
+"""Path routing, compiled once: a dict for static paths, patterns for dynamic ones.
+
+Rules (each decided here and nowhere else):
+
+- A template is `/literal/{name}` or `/literal/{name:converter}`; converters
+  are listed in `CONVERTERS`. `{name:path}` may only end a template and
+  matches the rest of the path, slashes included.
+- Static paths are matched by one dict look-up; they win over dynamic ones
+  (`/users/me` beats `/users/{name}`). Dynamic templates are tried in
+  registration order.
+- Matching is exact about trailing slashes: `/items` and `/items/` are two
+  paths. When only the other form exists, the app answers with a 308 redirect
+  to it (`Router.alternate`).
+- `HEAD` is answered by the `GET` handler where no `HEAD` handler exists, and
+  `OPTIONS` by the router's own `Allow` list where no `OPTIONS` handler exists.
+- Two routes that would answer the same method on the same paths (same
+  literals and the same converters, whatever the names) are refused at
+  registration with `RouteConflict`.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from .errors import ConfigurationError, MethodNotAllowed, NotFound, RouteConflict
+
+__all__ = ["CONVERTERS", "Converter", "Route", "Router"]
+
+T = TypeVar("T")
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+@dataclass(frozen=True, slots=True)
+class Converter:
+    """How one path parameter type is matched (`regex`) and converted (`convert`)."""
+
+    regex: str
+    convert: Callable[[str], Any]
+    type: type
+
+
+CONVERTERS: dict[str, Converter] = {
+    "str": Converter(r"[^/]+", str, str),
+    "int": Converter(r"-?[0-9]+", int, int),
+    "float": Converter(r"-?[0-9]+(?:\.[0-9]+)?", float, float),
+    "uuid": Converter(
+        r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+        uuid.UUID,
+        uuid.UUID,
+    ),
+    "path": Converter(r".*", str, str),
+}
+
+_PARAM = re.compile(r"{([^{}]*)}")
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass(slots=True)
+class Route(Generic[T]):
+    """All handlers registered for one path template, by method."""
+
+    template: str
+    params: dict[str, Converter]
+    regex: re.Pattern[str] | None
+    shape: str
+    handlers: dict[str, T] = field(default_factory=dict)
+
+    def allowed(self) -> list[str]:
+        """The methods this path answers, as sent in `Allow`."""
+        methods = set(self.handlers) | {"OPTIONS"}
+        if "GET" in methods:
+            methods.add("HEAD")
+        return sorted(methods)
+
+    def handler_for(self, method: str) -> T | None:
+        handler = self.handlers.get(method)
+        if handler is None and method == "HEAD":
+            handler = self.handlers.get("GET")
+        return handler
+
+
+def compile_template(template: str) -> tuple[dict[str, Converter], re.Pattern[str] | None, str]:
+    """Parse a path template into (parameters, regex or None if static, shape)."""
+    if not template.startswith("/"):
+        raise ConfigurationError(f"route path {template!r} must start with '/'")
+    params: dict[str, Converter] = {}
+    pattern, shape, pos = ["^"], [], 0
+    for found in _PARAM.finditer(template):
+        name, _, conv_name = found.group(1).partition(":")
+        conv_name = conv_name or "str"
+        if not _NAME.fullmatch(name):
+            raise ConfigurationError(f"bad parameter name {name!r} in route {template!r}")
+        if name in params:
+            raise ConfigurationError(f"parameter {name!r} appears twice in route {template!r}")
+        if conv_name not in CONVERTERS:
+            raise ConfigurationError(
+                f"unknown converter {conv_name!r} in route {template!r}; "
+                f"known: {', '.join(sorted(CONVERTERS))}"
+            )
+        if conv_name == "path" and found.end() != len(template):
+            raise ConfigurationError(f"{{{name}:path}} must end the route {template!r}")
+        literal = template[pos : found.start()]
+        params[name] = CONVERTERS[conv_name]
+        pattern += [re.escape(literal), f"(?P<{name}>{CONVERTERS[conv_name].regex})"]
+        shape += [literal, "{" + conv_name + "}"]
+        pos = found.end()
+    rest = template[pos:]
+    if "{" in rest or "}" in rest:
+        raise ConfigurationError(f"unbalanced braces in route {template!r}")
+    if not params:
+        return params, None, template
+    pattern += [re.escape(rest), "$"]
+    shape.append(rest)
+    return params, re.compile("".join(pattern)), "".join(shape)
+
+
+class Router(Generic[T]):
+    """Maps (method, path) to a handler of type T and its typed path parameters."""
+
+    def __init__(self) -> None:
+        self._static: dict[str, Route[T]] = {}
+        self._dynamic: list[Route[T]] = []
+        self._by_shape: dict[str, Route[T]] = {}
+
+    def add(self, template: str, methods: Iterable[str], handler: T) -> Route[T]:
+        """Register `handler` for `methods` on `template`; refuse conflicts."""
+        params, regex, shape = compile_template(template)
+        route = self._by_shape.get(shape)
+        if route is None:
+            route = Route(template, params, regex, shape)
+            self._by_shape[shape] = route
+            if regex is None:
+                self._static[template] = route
+            else:
+                self._dynamic.append(route)
+        elif route.template != template:
+            # same shape, other names: one of the two could never be reached
+            if set(methods) & set(route.handlers):
+                raise RouteConflict(
+                    f"route {template!r} conflicts with {route.template!r}: "
+                    "both match the same paths"
+                )
+            raise RouteConflict(
+                f"route {template!r} matches the same paths as {route.template!r}; "
+                f"register it with the same parameter names"
+            )
+        for method in methods:
+            method = method.upper()
+            if method not in HTTP_METHODS:
+                raise ConfigurationError(f"unknown HTTP method {method!r} for route {template!r}")
+            if method in route.handlers:
+                raise RouteConflict(f"{method} {template} is already registered")
+            route.handlers[method] = handler
+        return route
+
+    def __iter__(self) -> Iterator[Route[T]]:
+        return iter(self._by_shape.values())
+
+    def find(self, path: str) -> tuple[Route[T], dict[str, Any]] | None:
+        """The route that matches `path` (whatever the method) and its parameters."""
+        route = self._static.get(path)
+        if route is not None:
+            return route, {}
+        for route in self._dynamic:
+            assert route.regex is not None
+            found = route.regex.match(path)
+            if found is not None:
+                values = found.groupdict()
+                try:
+                    params = {name: route.params[name].convert(v) for name, v in values.items()}
+                except ValueError:  # out-of-range float and the like: not this route
+                    continue
+                return route, params
+        return None
+
+    def match(self, method: str, path: str) -> tuple[T | None, dict[str, Any]]:
+        """The handler for `method` on `path`, and the converted path parameters.
+
+        The handler is None for an `OPTIONS` request that the router answers
+        itself (see `allowed`). Raises `NotFound` or `MethodNotAllowed`.
+        """
+        found = self.find(path)
+        if found is None:
+            raise NotFound(detail=f"No route matches {path}")
+        route, params = found
+        handler = route.handler_for(method)
+        if handler is None:
+            if method == "OPTIONS":
+                return None, params
+            raise MethodNotAllowed(route.allowed(), detail=f"{method} is not allowed on {path}")
+        return handler, params
+
+    def allowed(self, path: str) -> list[str]:
+        """The methods answered on `path` (empty when no route matches)."""
+        found = self.find(path)
+        return found[0].allowed() if found else []
+
+    def alternate(self, path: str) -> str | None:
+        """The same path with the trailing slash toggled, if a route matches it."""
+        if path == "/":
+            return None
+        other = path[:-1] if path.endswith("/") else path + "/"
+        return other if self.find(other) is not None else None

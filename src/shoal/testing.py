@@ -1,0 +1,220 @@
+"""Test clients that call the app in-process: no socket, no server, plain pytest.
+
+```python
+from shoal.testing import TestClient
+
+def test_now():
+    with TestClient(app) as client:      # runs startup, then shutdown
+        response = client.get("/")
+    assert response.status_code == 200
+```
+
+`AsyncTestClient` is the same for `async def` tests (`async with`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping, Sequence
+from types import TracebackType
+from typing import Any
+from urllib.parse import urlencode
+
+import msgspec
+
+from .app import App
+from .datastructures import Headers
+from .requests import Request
+from .responses import StreamingResponse
+
+__all__ = ["AsyncTestClient", "TestClient", "TestResponse"]
+
+Params = Mapping[str, Any] | Sequence[tuple[str, Any]]
+
+_MISSING: Any = object()
+
+
+class TestResponse:
+    """What a test client returns: `status_code`, `headers`, `content`, `text`, `json()`."""
+
+    __test__ = False  # not a pytest test class
+
+    def __init__(self, status_code: int, headers: Headers, content: bytes) -> None:
+        self.status_code = status_code
+        self.headers = headers
+        self.content = content
+
+    @property
+    def text(self) -> str:
+        """The body decoded as UTF-8."""
+        return self.content.decode("utf-8")
+
+    def json(self) -> Any:
+        """The body decoded as JSON."""
+        return msgspec.json.decode(self.content)
+
+    def __repr__(self) -> str:
+        return f"<TestResponse {self.status_code}>"
+
+
+def _one_chunk(body: bytes) -> Any:
+    async def read() -> AsyncIterator[bytes]:
+        if body:
+            yield body
+
+    return read
+
+
+class AsyncTestClient:
+    """Sends requests to `app` in-process; `async with` runs its startup and shutdown."""
+
+    __test__ = False
+
+    def __init__(self, app: App, *, client: tuple[str, int] = ("testclient", 50000)) -> None:
+        self.app = app
+        self.client = client
+
+    async def __aenter__(self) -> AsyncTestClient:
+        await self.app.startup()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.app.shutdown()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Params | None = None,
+        headers: Mapping[str, str] | None = None,
+        json: Any = _MISSING,
+        content: bytes | str | None = None,
+    ) -> TestResponse:
+        """Send one request and return the whole response."""
+        path, _, query = path.partition("?")
+        if params:
+            query = "&".join(filter(None, [query, urlencode(params, doseq=True)]))
+        header_list = [(k.lower(), v) for k, v in (headers or {}).items()]
+        body = b""
+        if json is not _MISSING:
+            body = msgspec.json.encode(json)
+            if not any(k == "content-type" for k, _ in header_list):
+                header_list.append(("content-type", "application/json"))
+        elif content is not None:
+            body = content.encode() if isinstance(content, str) else content
+        if body and not any(k == "content-length" for k, _ in header_list):
+            header_list.append(("content-length", str(len(body))))
+        request = Request(
+            method.upper(),
+            path,
+            query_string=query,
+            headers=header_list,
+            body=_one_chunk(body),
+            client=self.client,
+            max_body_size=self.app.max_body_size,
+            app=self.app,
+        )
+        response = await self.app.handle(request)
+        data = response.body
+        if isinstance(response, StreamingResponse):
+            chunks: list[bytes] = []
+
+            async def collect(chunk: bytes) -> None:
+                chunks.append(chunk)
+
+            await response.send_to(collect)
+            data = b"".join(chunks)
+        return TestResponse(response.status, Headers(response.headers), data)
+
+    async def get(self, path: str, **kwargs: Any) -> TestResponse:
+        return await self.request("GET", path, **kwargs)
+
+    async def head(self, path: str, **kwargs: Any) -> TestResponse:
+        return await self.request("HEAD", path, **kwargs)
+
+    async def options(self, path: str, **kwargs: Any) -> TestResponse:
+        return await self.request("OPTIONS", path, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> TestResponse:
+        return await self.request("POST", path, **kwargs)
+
+    async def put(self, path: str, **kwargs: Any) -> TestResponse:
+        return await self.request("PUT", path, **kwargs)
+
+    async def patch(self, path: str, **kwargs: Any) -> TestResponse:
+        return await self.request("PATCH", path, **kwargs)
+
+    async def delete(self, path: str, **kwargs: Any) -> TestResponse:
+        return await self.request("DELETE", path, **kwargs)
+
+
+class TestClient:
+    """The synchronous test client: runs the app on its own event loop.
+
+    Use it in plain `def` tests; inside `async def` tests use `AsyncTestClient`.
+    """
+
+    __test__ = False
+
+    def __init__(self, app: App, **kwargs: Any) -> None:
+        self.app = app
+        self._client = AsyncTestClient(app, **kwargs)
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _run(self, coro: Any) -> Any:
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        return self._loop.run_until_complete(coro)
+
+    def __enter__(self) -> TestClient:
+        self._run(self.app.startup())
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            self._run(self.app.shutdown())
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close the client's event loop."""
+        if self._loop is not None:
+            self._loop.close()
+            self._loop = None
+
+    def request(self, method: str, path: str, **kwargs: Any) -> TestResponse:
+        """Send one request and return the whole response (see `AsyncTestClient.request`)."""
+        response: TestResponse = self._run(self._client.request(method, path, **kwargs))
+        return response
+
+    def get(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("GET", path, **kwargs)
+
+    def head(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("HEAD", path, **kwargs)
+
+    def options(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("OPTIONS", path, **kwargs)
+
+    def post(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("POST", path, **kwargs)
+
+    def put(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("PUT", path, **kwargs)
+
+    def patch(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("PATCH", path, **kwargs)
+
+    def delete(self, path: str, **kwargs: Any) -> TestResponse:
+        return self.request("DELETE", path, **kwargs)
