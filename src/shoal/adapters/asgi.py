@@ -42,7 +42,10 @@ def _body_reader(receive: Receive) -> Callable[[], AsyncIterator[bytes]]:
 
 
 def _encode_headers(response: Response) -> list[tuple[bytes, bytes]]:
-    return [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
+    if not isinstance(response, StreamingResponse) and response.header("content-length") is None:
+        headers.append((b"content-length", str(len(response.body)).encode()))
+    return headers
 
 
 class ASGIAdapter:
