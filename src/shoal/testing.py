@@ -173,7 +173,11 @@ class TestClient:
         return self._loop.run_until_complete(coro)
 
     def __enter__(self) -> TestClient:
-        self._run(self.app.startup())
+        try:
+            self._run(self.app.startup())
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def __exit__(

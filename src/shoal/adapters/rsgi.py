@@ -19,12 +19,31 @@ if TYPE_CHECKING:
 logger = logging.getLogger("shoal")
 
 
-async def _read_body(proto: Any) -> AsyncIterator[bytes]:
+_UNREADABLE = "The request body could not be read (broken framing, or the client went away)."
+
+
+async def _read_body(proto: Any, scope: Any) -> AsyncIterator[bytes]:
+    # With a Content-Length (already checked against the limit), one native
+    # call reads the body and raises if the client breaks off. A chunked body
+    # is iterated so that the limit applies as it streams in; granian's
+    # iterator ends a body with one empty chunk and, when the framing breaks,
+    # yields a second one instead of raising: that second one is the error.
     try:
+        if scope.headers.get("content-length") is not None:
+            yield await proto()
+            return
+        ended = False
         async for chunk in proto:
-            yield chunk
+            if ended:
+                raise BadRequest(detail=_UNREADABLE)
+            if chunk:
+                yield chunk
+            else:
+                ended = True
+    except BadRequest:
+        raise
     except Exception as exc:  # granian's RSGIProtocolError / RSGIProtocolClosed
-        raise BadRequest(detail="The request body could not be read.") from exc
+        raise BadRequest(detail=_UNREADABLE) from exc
 
 
 def _client(address: str) -> tuple[str, int] | None:
@@ -61,7 +80,7 @@ class RSGIAdapter:
             scope.path,
             query_string=scope.query_string,
             headers=scope.headers.items,
-            body=partial(_read_body, proto),
+            body=partial(_read_body, proto, scope),
             client=_client(scope.client),
             scheme=scope.scheme,
             http_version=scope.http_version,
