@@ -16,6 +16,29 @@ def chunks(*parts: bytes) -> Callable[[], AsyncIterator[bytes]]:
     return read
 
 
+@pytest.mark.parametrize(
+    ("client", "expected"),
+    [
+        ("127.0.0.1:5000", ("127.0.0.1", 5000)),
+        ("[::1]:80", ("::1", 80)),
+        ("unix-socket", None),
+        (("10.0.0.1", 9), ("10.0.0.1", 9)),
+        (None, None),
+    ],
+)
+def test_client_address(client: str | tuple[str, int] | None, expected: object) -> None:
+    assert Request("GET", "/", client=client).client == expected
+
+
+def test_connection_and_limits_defaults() -> None:
+    request = Request("GET", "/")
+    assert (request.scheme, request.http_version) == ("http", "1.1")
+    assert request.max_body_size == 1024 * 1024
+    assert request.path_params == {}
+    request.path_params = {"a": 1}
+    assert request.path_params == {"a": 1}
+
+
 def make(*parts: bytes, headers: list[tuple[str, str]] | None = None, limit: int = 10) -> Request:
     return Request("POST", "/x", headers=headers or [], body=chunks(*parts), max_body_size=limit)
 

@@ -98,12 +98,12 @@ def _path_source(param: ParamInfo, app: App) -> Resolver | None:
     if annotation in (inspect.Parameter.empty, Any, converter.type) or (
         annotation is str and converter.type is str
     ):
-        return _Value(name, "path", lambda request: request.path_params[name])
+        return _Value(name, "path", lambda request: request._path_params[name])
     # `{id}` annotated `id: int`: the converter matched text; coerce it.
 
     def coerce(request: Request) -> Any:
         try:
-            return msgspec.convert(request.path_params[name], annotation, strict=False)
+            return msgspec.convert(request._path_params[name], annotation, strict=False)
         except msgspec.ValidationError as exc:
             raise Invalid(str(exc)) from exc
 
@@ -179,10 +179,14 @@ class Planner:
         )
 
 
+def _ignore_request(handler: Callable[[], Awaitable[Any]]) -> Callable[[Request], Awaitable[Any]]:
+    return lambda request: handler()
+
+
 class HandlerPlan:
     """One handler and how to call it: `await plan(request)` returns its result."""
 
-    __slots__ = ("handler", "name", "resolvers", "is_async", "needs_body", "_app", "_call")
+    __slots__ = ("handler", "name", "resolvers", "is_async", "needs_body", "_app", "call")
 
     def __init__(
         self, handler: Callable[..., Any], name: str, resolvers: list[Resolver], app: App
@@ -195,18 +199,21 @@ class HandlerPlan:
         )
         self.needs_body = any(r.needs_body for r in resolvers)
         self._app = app
-        self._call: Callable[[Request], Awaitable[Any]]
-        if not resolvers:
-            self._call = self._call_bare
+        # `call(request)` returns an awaitable of the handler's result. For an
+        # async handler without parameters it returns the handler's own
+        # coroutine: no wrapper coroutine on the fastest path.
+        self.call: Callable[[Request], Awaitable[Any]]
+        if resolvers:
+            self.call = self._call_with_args
+        elif self.is_async:
+            self.call = _ignore_request(handler)
         else:
-            self._call = self._call_with_args
+            self.call = self._call_bare
 
     def __call__(self, request: Request) -> Awaitable[Any]:
-        return self._call(request)
+        return self.call(request)
 
     async def _call_bare(self, request: Request) -> Any:
-        if self.is_async:
-            return await self.handler()
         return await self._app.thread_pool.run(self.handler)
 
     async def arguments(self, request: Request) -> dict[str, Any]:

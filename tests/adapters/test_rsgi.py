@@ -7,15 +7,6 @@ import asyncio
 import pytest
 
 from shoal import App
-from shoal.adapters.rsgi import _client
-
-
-@pytest.mark.parametrize(
-    ("address", "expected"),
-    [("127.0.0.1:5000", ("127.0.0.1", 5000)), ("[::1]:80", ("::1", 80)), ("unix", None)],
-)
-def test_client_address(address: str, expected: tuple[str, int] | None) -> None:
-    assert _client(address) == expected
 
 
 def test_init_runs_startup_and_exits_the_worker_on_failure() -> None:

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BadRequest
@@ -14,7 +13,7 @@ from ..requests import Request
 from ..responses import StreamingResponse
 
 if TYPE_CHECKING:
-    from ..app import App
+    from ..app import App, Handler
 
 logger = logging.getLogger("shoal")
 
@@ -46,9 +45,17 @@ async def _read_body(proto: Any, scope: Any) -> AsyncIterator[bytes]:
         raise BadRequest(detail=_UNREADABLE) from exc
 
 
-def _client(address: str) -> tuple[str, int] | None:
-    host, _, port = address.rpartition(":")
-    return (host.strip("[]"), int(port)) if port.isdigit() else None
+class _RSGIRequest(Request):
+    """A request whose body is read from granian's protocol object on demand.
+
+    The protocol rides in the `body` slot and the scope in the `connection`
+    slot, so building the request allocates nothing beyond the request.
+    """
+
+    __slots__ = ()
+
+    def _chunks(self) -> AsyncIterator[bytes]:
+        return _read_body(self._stream, self._connection)
 
 
 class RSGIAdapter:
@@ -56,6 +63,11 @@ class RSGIAdapter:
 
     def __init__(self, app: App) -> None:
         self.app = app
+        self._handle: Handler | None = None
+
+    def _compose(self) -> Handler:
+        self._handle = self.app.compose()
+        return self._handle
 
     def init(self, loop: asyncio.AbstractEventLoop) -> None:
         """Run the app's startup before the worker serves; exit the worker if it fails."""
@@ -74,20 +86,18 @@ class RSGIAdapter:
         if scope.proto != "http":  # websockets are not served by shoal
             proto.close(403)
             return
-        app = self.app
-        request = Request(
+        # positional arguments only: this runs for every request
+        request = _RSGIRequest(
             scope.method,
             scope.path,
-            query_string=scope.query_string,
-            headers=scope.headers.items,
-            body=partial(_read_body, proto, scope),
-            client=_client(scope.client),
-            scheme=scope.scheme,
-            http_version=scope.http_version,
-            max_body_size=app.max_body_size,
-            app=app,
+            scope.query_string,
+            scope.headers.items,
+            proto,
+            scope.client,
+            self.app,
+            scope,  # has .scheme and .http_version
         )
-        response = await app.handle(request)
+        response = await (self._handle or self._compose())(request)
         if isinstance(response, StreamingResponse):
             transport = proto.response_stream(response.status, response.headers)
             await response.send_to(transport.send_bytes)
