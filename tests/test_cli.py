@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -113,3 +114,39 @@ def test_several_workers_serve_from_several_processes() -> None:
             if len(pids) == 2:
                 break
     assert len(pids) == 2
+
+
+def test_reload_serves_the_changed_code(tmp_path: Path) -> None:
+    module = tmp_path / "reloadable.py"
+    template = (
+        "from shoal import App\napp = App()\n\n"
+        "@app.get('/')\nasync def version() -> dict[str, str]:\n    return {{'version': '{}'}}\n"
+    )
+    module.write_text(template.format("one"))
+    (tmp_path / "server.log").write_text("")  # written files that are not code never reload
+    port = free_port()
+    process = subprocess.Popen(
+        [str(BIN / "shoal"), "run", "reloadable:app", "--port", str(port), "--reload"],
+        cwd=tmp_path,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        assert wait_for_port(port, process)
+        url = f"http://127.0.0.1:{port}/"
+        assert httpx.get(url).json() == {"version": "one"}
+        module.write_text(template.format("two, longer"))
+        seen = None
+        for _ in range(100):  # bounded: at most ~20 s
+            try:
+                seen = httpx.get(url, timeout=2).json()
+            except httpx.TransportError:
+                seen = None  # the worker is restarting
+            if seen == {"version": "two, longer"}:
+                break
+            time.sleep(0.2)
+        assert seen == {"version": "two, longer"}
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(20)
