@@ -81,6 +81,7 @@ class Request:
         "_raw_path",
         "_limit",
     )
+    _client: tuple[str, int] | str | None
     _path_params: dict[str, Any]
     _headers: Headers
     _query: QueryParams
@@ -155,11 +156,18 @@ class Request:
     @property
     def client(self) -> tuple[str, int] | None:
         """The peer's `(host, port)`, when the server knows it."""
-        client = self._client
+        try:
+            client = self._client
+        except AttributeError:
+            client = self._client = self._client_address()
         if isinstance(client, str):
             host, _, port = client.rpartition(":")
             client = self._client = (host.strip("[]"), int(port)) if port.isdigit() else None
         return client
+
+    def _client_address(self) -> tuple[str, int] | str | None:
+        """The peer address from the transport, for adapters that fill it lazily."""
+        return None
 
     @property
     def raw_path(self) -> bytes:
@@ -176,9 +184,13 @@ class Request:
         try:
             return self._headers
         except AttributeError:
-            source = self._headers_source
-            headers = self._headers = Headers(source if isinstance(source, list) else source())
+            headers = self._headers = Headers(self._header_items())
             return headers
+
+    def _header_items(self) -> list[tuple[str, str]]:
+        """The raw (name, value) header pairs from the transport (adapters may override)."""
+        source = self._headers_source
+        return source if isinstance(source, list) else source()
 
     @property
     def query(self) -> QueryParams:

@@ -46,13 +46,29 @@ async def _read_body(proto: Any, scope: Any) -> AsyncIterator[bytes]:
 
 
 class _RSGIRequest(Request):
-    """A request whose body is read from granian's protocol object on demand.
+    """A request read from granian's scope and protocol objects on demand.
 
-    The protocol rides in the `body` slot and the scope in the `connection`
-    slot, so building the request allocates nothing beyond the request.
+    It stores six references when built; headers, the client address and the
+    body are fetched from the scope and protocol only when asked for.
     """
 
     __slots__ = ()
+
+    def __init__(self, scope: Any, proto: Any, app: App) -> None:
+        self.method = scope.method
+        self.path = scope.path
+        self.query_string = scope.query_string
+        self.app = app
+        self._stream = proto
+        self._connection = scope  # has .scheme and .http_version
+
+    def _header_items(self) -> list[tuple[str, str]]:
+        items: list[tuple[str, str]] = self._connection.headers.items()
+        return items
+
+    def _client_address(self) -> str:
+        client: str = self._connection.client
+        return client
 
     def _chunks(self) -> AsyncIterator[bytes]:
         return _read_body(self._stream, self._connection)
@@ -86,17 +102,7 @@ class RSGIAdapter:
         if scope.proto != "http":  # websockets are not served by shoal
             proto.close(403)
             return
-        # positional arguments only: this runs for every request
-        request = _RSGIRequest(
-            scope.method,
-            scope.path,
-            scope.query_string,
-            scope.headers.items,
-            proto,
-            scope.client,
-            self.app,
-            scope,  # has .scheme and .http_version
-        )
+        request = _RSGIRequest(scope, proto, self.app)
         response = await (self._handle or self._compose())(request)
         if isinstance(response, StreamingResponse):
             transport = proto.response_stream(response.status, response.headers)
