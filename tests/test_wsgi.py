@@ -705,9 +705,10 @@ def test_shoal_run_interface_wsgi_serves_a_plain_wsgi_app() -> None:
     assert response.headers["content-type"] == "text/plain"
 
 
-def test_mounted_apps_on_a_real_server() -> None:
+@pytest.mark.parametrize("kind", ["granian-rsgi", "uvicorn", "hypercorn"])
+def test_mounted_apps_on_a_real_server(kind: str) -> None:
     with (
-        running_server("granian-rsgi", "tests.wsgi_targets:app") as server,
+        running_server(kind, "tests.wsgi_targets:app") as server,
         httpx.Client(base_url=server.url, timeout=10) as client,
     ):
         as_json = client.get("/flask/json")
