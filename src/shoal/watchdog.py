@@ -21,8 +21,9 @@ Rules, each decided here:
 - A loop that is not running (between a test client's calls, before a
   server's first request) is paused, not held: the thread notes it and the
   next beat is not counted.
-- Code that never releases the GIL (a long C call) cannot be sampled, since the
-  thread cannot run: the stall is still counted and logged, without a stack.
+- Code that never releases the GIL (a long C call) cannot be sampled while it
+  runs, since the thread cannot run either: the stall is still counted and
+  logged, with the stack the thread finds just after the call (or none).
 - An overloaded loop whose one iteration takes past the threshold is reported
   too, with whatever ran when the sample was taken: it is a real stall for
   every request waiting on that loop.
@@ -54,6 +55,7 @@ DEFAULT_STALL_THRESHOLD = 0.1
 """Seconds: a tenth of a second on the loop is already a visible delay for every request."""
 
 _MAX_FRAMES = 64
+_MIN_INTERVAL = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,7 +143,8 @@ class Watchdog:
                 f"stall_threshold must be a positive number of seconds or None, got {threshold!r}"
             )
         self.threshold = threshold
-        self.interval = threshold / 4 if threshold is not None else 0.0
+        # a beat every quarter threshold; never more than 200 wake-ups a second
+        self.interval = max(threshold / 4, _MIN_INTERVAL) if threshold is not None else 0.0
         self.listeners: list[Listener] = []
         self._lock = threading.Lock()
         self._stalls = 0
