@@ -1,6 +1,7 @@
 """shoal: JSON microservices in a few lines, on a native hot path (granian, msgspec)."""
 
-from .app import App, Endpoint, Handler, Middleware
+from ._threadpool import PoolStatistics, run_sync
+from .app import App, AppStatistics, Endpoint, Handler, Middleware
 from .datastructures import Headers, QueryParams, State
 from .errors import (
     BadRequest,
@@ -17,11 +18,14 @@ from .errors import (
 )
 from .requests import Request
 from .responses import JSONResponse, Response, StreamingResponse
+from .watchdog import StallReport, WatchdogStatistics
+from .wsgi import WSGIMount
 
 __version__ = "0.1.0"
 
 __all__ = [
     "App",
+    "AppStatistics",
     "BadRequest",
     "ConfigurationError",
     "Endpoint",
@@ -33,14 +37,19 @@ __all__ = [
     "Middleware",
     "NotFound",
     "PayloadTooLarge",
+    "PoolStatistics",
     "QueryParams",
     "Request",
     "Response",
     "RouteConflict",
     "ServiceUnavailable",
     "ShoalError",
+    "StallReport",
     "StartupError",
     "State",
     "StreamingResponse",
     "ValidationError",
+    "WSGIMount",
+    "WatchdogStatistics",
+    "run_sync",
 ]

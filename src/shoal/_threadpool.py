@@ -1,4 +1,13 @@
-"""The app's bounded thread pool, where plain `def` handlers and `run_sync` calls run."""
+"""The app's bounded thread pool, where plain `def` handlers and `run_sync` calls run.
+
+`await shoal.run_sync(fn, *args)` finds the pool without being handed the app:
+`App.startup` registers the app's pool against the event loop it starts on
+(`bind`), and `run_sync` looks up the running loop. That costs nothing per
+request (no contextvar to set and reset around every request) and works the
+same under granian, uvicorn and the test clients. When several apps are
+started on one loop (two test clients in one test), the most recently
+started one wins.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +15,44 @@ import asyncio
 import contextvars
 import functools
 import threading
+import weakref
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
 from .errors import ServiceUnavailable
+
+__all__ = ["DEFAULT_QUEUE", "DEFAULT_THREADS", "PoolStatistics", "ThreadPool", "run_sync"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 # Sync handlers mostly wait on I/O (a driver, a file, another service), so the
 # pool is sized for waiting, not for CPU: 40 threads, like AnyIO's default
-# limiter, keeps 40 blocking calls in flight for ~40 MiB of stacks at most.
+# limiter, keeps 40 blocking calls in flight for ~40 MiB of stacks at most
+# (threads are started lazily, so an app with no sync code starts none).
+# More threads rarely help a CPython process: past a few dozen, the threads
+# contend for the GIL and the database's own pool is the real bound.
 DEFAULT_THREADS = 40
-# Past the threads, up to this many calls wait for a free thread; beyond that
-# the caller gets 503 at once instead of joining an unbounded backlog.
+# Past the threads, up to this many calls wait for a free thread (5 per
+# thread: a queue that drains within a few typical calls' time); beyond that
+# the caller gets 503 at once instead of joining an unbounded backlog whose
+# clients would have timed out by the time they were served.
 DEFAULT_QUEUE = 200
 
 
 @dataclass(frozen=True, slots=True)
 class PoolStatistics:
-    """A snapshot of the pool: calls running, waiting, and finished so far."""
+    """A snapshot of the pool: calls running, waiting, and finished so far.
+
+    `threads` is the pool's size, `busy` the calls running now, `queued` the
+    calls accepted but waiting for a thread, `completed` the calls finished
+    (returned or raised), and `rejected` those refused with 503.
+    """
 
     threads: int
+    max_queue: int
     busy: int
     queued: int
     completed: int
@@ -42,6 +65,8 @@ class ThreadPool:
     At most `threads + max_queue` calls are accepted at once; one more raises
     `ServiceUnavailable` (503 with `Retry-After`). Each call runs in a copy of
     the caller's context, so contextvars (a request id, say) flow into it.
+    A call whose caller was cancelled keeps its place until its thread is done
+    with it, so the bound holds even when clients go away.
     """
 
     def __init__(self, threads: int = DEFAULT_THREADS, max_queue: int = DEFAULT_QUEUE) -> None:
@@ -63,8 +88,21 @@ class ThreadPool:
 
     async def run(self, fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
         """Call `fn(*args, **kwargs)` in the pool and wait for its result."""
+        call = functools.partial(fn, *args, **kwargs)
+        return await self.run_in(contextvars.copy_context(), call)
+
+    async def run_in(
+        self, context: contextvars.Context, fn: Callable[[], R], *, bounded: bool = True
+    ) -> R:
+        """Call `fn()` in the pool inside `context` (not a copy) and wait for its result.
+
+        For a series of calls that must share contextvars, as the steps of one
+        WSGI response do; the calls must not overlap. `bounded=False` skips the
+        503 check, for the later steps of work already admitted (they still
+        count, so new work is refused while they run).
+        """
         with self._lock:
-            if self._accepted >= self.threads + self.max_queue:
+            if bounded and self._accepted >= self.threads + self.max_queue:
                 self._rejected += 1
                 raise ServiceUnavailable(
                     detail="The service is busy: "
@@ -73,19 +111,22 @@ class ThreadPool:
                 )
             self._accepted += 1
         try:
-            call = functools.partial(self._track, fn, *args, **kwargs)
-            context = contextvars.copy_context()
-            loop = asyncio.get_running_loop()
-            return await loop.run_in_executor(self._get_executor(), context.run, call)
-        finally:
-            with self._lock:
-                self._accepted -= 1
+            future = self._get_executor().submit(context.run, self._track, fn)
+        except BaseException:
+            self._release(None)
+            raise
+        future.add_done_callback(self._release)
+        return await asyncio.wrap_future(future)
 
-    def _track(self, fn: Callable[..., R], *args: Any, **kwargs: Any) -> R:
+    def _release(self, future: Future[Any] | None) -> None:
+        with self._lock:
+            self._accepted -= 1
+
+    def _track(self, fn: Callable[[], R]) -> R:
         with self._lock:
             self._busy += 1
         try:
-            return fn(*args, **kwargs)
+            return fn()
         finally:
             with self._lock:
                 self._busy -= 1
@@ -96,6 +137,7 @@ class ThreadPool:
         with self._lock:
             return PoolStatistics(
                 threads=self.threads,
+                max_queue=self.max_queue,
                 busy=self._busy,
                 queued=self._accepted - self._busy,
                 completed=self._completed,
@@ -107,3 +149,51 @@ class ThreadPool:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
             self._executor = None
+
+
+# The pools of the apps started on each loop, most recent last (see module docstring).
+_bound: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, list[ThreadPool]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def bind(loop: asyncio.AbstractEventLoop, pool: ThreadPool) -> Callable[[], None]:
+    """Make `pool` the one `run_sync` uses on `loop`; return the function that undoes it."""
+    pools = _bound.setdefault(loop, [])
+    pools.append(pool)
+
+    def unbind() -> None:
+        if pool in pools:
+            pools.remove(pool)
+
+    return unbind
+
+
+async def run_sync(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
+    """Call blocking `fn(*args, **kwargs)` in the running app's thread pool and await it.
+
+    ```python
+    @app.get("/report")
+    async def report() -> dict:
+        rows = await run_sync(legacy_db.fetch_all, "SELECT ...")
+        return {"rows": rows}
+    ```
+
+    The call shares the app's bound: past `threads + max_queue` calls it
+    raises `ServiceUnavailable` (503). The caller's contextvars flow into the
+    thread. Raises `RuntimeError` outside a started app's event loop.
+    """
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        raise RuntimeError(
+            "run_sync() must be awaited on the event loop; in a plain def handler, "
+            "which already runs in the thread pool, call the function directly"
+        ) from None
+    pools = _bound.get(loop)
+    if not pools:
+        raise RuntimeError(
+            "run_sync() needs a started shoal App on this event loop "
+            "(serve it, or enter its TestClient)"
+        )
+    return await pools[-1].run(fn, *args, **kwargs)

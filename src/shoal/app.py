@@ -17,19 +17,23 @@ from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ._threadpool import DEFAULT_QUEUE, DEFAULT_THREADS, ThreadPool
+from ._threadpool import DEFAULT_QUEUE, DEFAULT_THREADS, PoolStatistics, ThreadPool, bind
 from .datastructures import State
-from .errors import ConfigurationError, HTTPError, NotFound, StartupError
+from .errors import ConfigurationError, HTTPError, MethodNotAllowed, NotFound, StartupError
 from .handlers import HandlerPlan, Planner
 from .requests import Request
 from .responses import Response, problem_response, to_response
 from .routing import Router
+from .watchdog import DEFAULT_STALL_THRESHOLD, Watchdog, WatchdogStatistics
+from .wsgi import Mounts, WSGIMount
 
 if TYPE_CHECKING:
+    from wsgiref.types import WSGIApplication
+
     from .adapters.asgi import ASGIAdapter
     from .adapters.rsgi import RSGIAdapter
 
-__all__ = ["App", "Endpoint", "Handler", "Middleware"]
+__all__ = ["App", "AppStatistics", "Endpoint", "Handler", "Middleware"]
 
 logger = logging.getLogger("shoal")
 
@@ -59,6 +63,14 @@ class Endpoint:
     options: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class AppStatistics:
+    """`app.statistics()`: the thread pool's counters and the stalls seen so far."""
+
+    thread_pool: PoolStatistics
+    watchdog: WatchdogStatistics
+
+
 class App:
     """A shoal application.
 
@@ -70,9 +82,17 @@ class App:
         return {"time": time.time()}
     ```
 
-    `max_body_size` bounds request bodies (413 past it); `threads` and
-    `max_queue` size the pool that runs plain `def` handlers; `lifespan` is
-    an async context manager factory entered at startup and left at shutdown.
+    `max_body_size` bounds request bodies (413 past it). `threads` (40) and
+    `max_queue` (200) size the pool that runs plain `def` handlers, mounted
+    WSGI apps and `run_sync` calls: 40 threads keep 40 blocking calls in
+    flight for a few MiB of stacks (sync code mostly waits on I/O, and past
+    a few dozen threads CPython's GIL, not the pool, is the limit); up to 200
+    more wait, and past that a request gets 503 with `Retry-After` at once
+    rather than join a backlog its client would time out in.
+    `stall_threshold` (0.1 s) is how long code may hold the event loop before
+    the watchdog logs it (`shoal.watchdog`); None turns the watchdog off.
+    `lifespan` is an async context manager factory entered at startup and
+    left at shutdown.
     """
 
     def __init__(
@@ -81,6 +101,7 @@ class App:
         max_body_size: int = 1024 * 1024,
         threads: int = DEFAULT_THREADS,
         max_queue: int = DEFAULT_QUEUE,
+        stall_threshold: float | None = DEFAULT_STALL_THRESHOLD,
         lifespan: Lifespan | None = None,
         middleware: Iterable[Middleware] = (),
     ) -> None:
@@ -90,12 +111,15 @@ class App:
         self.endpoints: list[Endpoint] = []
         self.resources: list[AbstractAsyncContextManager[Any]] = []
         self.thread_pool = ThreadPool(threads, max_queue)
+        self.watchdog = Watchdog(stall_threshold)
+        self.mounts = Mounts()
         self.state = State()
         self._middleware: list[Middleware] = list(middleware)
         self._lifespan = lifespan
         self._startup_hooks: list[Callable[[], Any]] = []
         self._shutdown_hooks: list[Callable[[], Any]] = []
         self._chain: Handler | None = None
+        self._inner_chain: Handler = self._dispatch
         self._exit_stack: AsyncExitStack | None = None
         self._asgi: ASGIAdapter | None = None
         self._rsgi: RSGIAdapter | None = None
@@ -152,6 +176,17 @@ class App:
         """Register the decorated function for `DELETE` on `path`."""
         return self.route(path, ["DELETE"], **options)
 
+    def mount(self, prefix: str, app: WSGIApplication) -> WSGIMount:
+        """Serve the WSGI application `app` (a Flask app, say) under `prefix`.
+
+        Routes win over mounts: a request goes to the mount only when no
+        route answers its path and method. See `shoal.wsgi` for the rules.
+        """
+        self._check_not_started("mount an app")
+        mount = WSGIMount(prefix, app, self)
+        self.mounts.add(mount)
+        return mount
+
     def add_middleware(self, middleware: Middleware) -> None:
         """Wrap every request in `middleware`; the last added runs outermost."""
         self._check_not_started("add middleware")
@@ -197,12 +232,15 @@ class App:
         stack = AsyncExitStack()
         try:
             stack.push_async_callback(asyncio.to_thread, self.thread_pool.close)
+            stack.callback(bind(asyncio.get_running_loop(), self.thread_pool))
             for resource in self.resources:
                 await stack.enter_async_context(resource)
             if self._lifespan is not None:
                 await stack.enter_async_context(self._lifespan(self))
             stack.push_async_callback(self._run_hooks, self._shutdown_hooks)
             await self._run_hooks(self._startup_hooks)
+            self.watchdog.start(self)  # after startup: loading at start is no stall
+            stack.callback(self.watchdog.stop)
         except BaseException as exc:
             await stack.aclose()
             if isinstance(exc, Exception):
@@ -215,6 +253,10 @@ class App:
         stack, self._exit_stack = self._exit_stack, None
         if stack is not None:
             await stack.aclose()
+
+    def statistics(self) -> AppStatistics:
+        """A snapshot of the thread pool's counters and of the stalls seen."""
+        return AppStatistics(self.thread_pool.statistics(), self.watchdog.statistics())
 
     @staticmethod
     async def _run_hooks(hooks: list[Callable[[], Any]]) -> None:
@@ -236,20 +278,20 @@ class App:
             chain: Handler = self._dispatch
             for middleware in self._middleware:
                 chain = middleware(chain)
-            self._chain = chain if chain is self._dispatch else self._guard(chain)
+            self._inner_chain = chain
+            self._chain = self._guarded if self._middleware else self._dispatch
         return self._chain
 
-    def _guard(self, chain: Handler) -> Handler:
-        async def guarded(request: Request) -> Response:
-            try:
-                response = await chain(request)
-            except Exception as exc:  # raised by a middleware itself
-                response = self._error_response(request, exc)
-            if request.method == "HEAD":
-                _strip_body(response)
-            return response
-
-        return guarded
+    async def _guarded(self, request: Request) -> Response:
+        # around the middleware chain: an exception raised by a middleware
+        # itself becomes a problem response too
+        try:
+            response = await self._inner_chain(request)
+        except Exception as exc:
+            response = self._error_response(request, exc)
+        if request.method == "HEAD":
+            _strip_body(response)
+        return response
 
     async def handle(self, request: Request) -> Response:
         """Answer `request`. Never raises: every error becomes a problem response."""
@@ -259,23 +301,32 @@ class App:
         method = request.method
         try:
             endpoint, params = self.router.match(method, request.path)
-            if endpoint is None:  # OPTIONS that no handler claims
-                allow = ", ".join(self.router.allowed(request.path))
-                return Response(status=204, headers=[("allow", allow)])
-            request._path_params = params
-            if method not in _BODYLESS:
-                request.check_declared_size()
-            response = to_response(await endpoint.plan.call(request))
-        except NotFound as exc:
-            response = self._not_found(request, exc)
-        except Exception as exc:
-            response = self._error_response(request, exc)
+        except (NotFound, MethodNotAllowed) as exc:
+            response = await self._unrouted(request, exc)
+        else:
+            try:
+                if endpoint is None:  # OPTIONS that no handler claims
+                    allow = ", ".join(self.router.allowed(request.path))
+                    return Response(status=204, headers=[("allow", allow)])
+                request._path_params = params
+                if method not in _BODYLESS:
+                    request.check_declared_size()
+                response = to_response(await endpoint.plan.call(request))
+            except Exception as exc:
+                response = self._error_response(request, exc)
         if method == "HEAD":
             _strip_body(response)
         return response
 
-    def _not_found(self, request: Request, exc: NotFound) -> Response:
-        target = self.router.alternate(request.path)
+    async def _unrouted(self, request: Request, exc: HTTPError) -> Response:
+        """No route answers: a mounted app, a trailing-slash redirect, or the 404/405."""
+        try:
+            mount = self.mounts.find(request.path) if self.mounts else None
+            if mount is not None:
+                return await mount.handle(request)
+        except Exception as error:
+            return self._error_response(request, error)
+        target = self.router.alternate(request.path) if isinstance(exc, NotFound) else None
         if target is None:
             return problem_response(exc)
         if request.query_string:

@@ -15,7 +15,7 @@ from .app import App
 
 __all__ = ["load_app", "main"]
 
-INTERFACES = ("rsgi", "asgi")
+INTERFACES = ("rsgi", "asgi", "wsgi")
 
 
 class TargetError(Exception):
@@ -94,13 +94,24 @@ def _run(args: argparse.Namespace) -> int:
     # module created at import time is shared between processes).
     before = set(sys.modules)
     app = load_app(args.target)
-    is_app = isinstance(app, App)
+    is_app, is_callable, kind = isinstance(app, App), callable(app), type(app).__name__
     del app
     for name in set(sys.modules) - before:
         del sys.modules[name]
     if args.interface in ("rsgi", "asgi") and not is_app:
         raise TargetError(
-            f"{args.target!r} is not a shoal App; serve other apps with --interface wsgi"
+            f"{args.target!r} is a {kind}, not a shoal App; "
+            "serve a WSGI application(environ, start_response) with --interface wsgi"
+        )
+    if args.interface == "wsgi" and is_app:
+        raise TargetError(
+            f"{args.target!r} is a shoal App, not a WSGI application: serve it with "
+            "--interface rsgi (the default), and mount WSGI apps in it with app.mount()"
+        )
+    if args.interface == "wsgi" and not is_callable:
+        raise TargetError(
+            f"{args.target!r} is a {kind}, not a WSGI application "
+            "(a callable application(environ, start_response))"
         )
     # workers import the target themselves: make the cwd importable for them too
     os.environ["PYTHONPATH"] = os.pathsep.join(
@@ -128,6 +139,7 @@ def _routes(args: argparse.Namespace) -> int:
     if not isinstance(app, App):
         raise TargetError(f"{args.target!r} is a {type(app).__name__}, not a shoal App")
     rows = [(", ".join(e.methods), e.template, e.name) for e in app.endpoints]
+    rows += [("*", (m.prefix or "") + "/...", f"WSGI {m.app!r}") for m in app.mounts]
     widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(_HEADINGS)]
     for row in [_HEADINGS, *rows]:
         print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
@@ -157,7 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--access-log", action="store_true", help="log every request")
     run.add_argument(
-        "--interface", default="rsgi", choices=INTERFACES, help="protocol (default rsgi)"
+        "--interface",
+        default="rsgi",
+        choices=INTERFACES,
+        help="protocol (default rsgi; wsgi serves a plain WSGI application)",
     )
     run.set_defaults(func=_run)
 

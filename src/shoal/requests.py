@@ -6,6 +6,8 @@ something (headers, query string, body) is parsed only when first asked for.
 
 from __future__ import annotations
 
+import itertools
+import os
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
@@ -23,6 +25,22 @@ __all__ = ["Request"]
 HeaderLoader = Callable[[], list[tuple[str, str]]]
 
 _json_decode = msgspec.json.Decoder().decode
+
+# Generated request ids are a random per-process prefix and a counter: unique
+# across workers and restarts in practice, and far cheaper than a uuid4.
+_id_prefix = os.urandom(5).hex()
+_id_counter = itertools.count(1)
+
+
+def _reseed_ids() -> None:
+    global _id_prefix, _id_counter
+    _id_prefix = os.urandom(5).hex()
+    _id_counter = itertools.count(1)
+
+
+os.register_at_fork(after_in_child=_reseed_ids)  # forked workers must not repeat ids
+
+_MAX_ID_LENGTH = 200
 
 
 async def _no_body() -> AsyncIterator[bytes]:
@@ -80,6 +98,7 @@ class Request:
         "_consumed",
         "_raw_path",
         "_limit",
+        "_id",
     )
     _client: tuple[str, int] | str | None
     _path_params: dict[str, Any]
@@ -90,6 +109,7 @@ class Request:
     _consumed: bool
     _raw_path: bytes
     _limit: int
+    _id: str
 
     def __init__(
         self,
@@ -209,6 +229,33 @@ class Request:
         except AttributeError:
             state = self._state = State()
             return state
+
+    @property
+    def id(self) -> str:
+        """The request id: the client's `X-Request-ID` if it sent a sane one, else a new one.
+
+        Computed on first use (nothing is spent on requests that never ask);
+        a sane incoming id is printable ASCII of at most 200 characters.
+        Middleware may assign another.
+        """
+        try:
+            return self._id
+        except AttributeError:
+            incoming = self.headers.get("x-request-id")
+            if (
+                incoming
+                and len(incoming) <= _MAX_ID_LENGTH
+                and incoming.isascii()
+                and incoming.isprintable()
+            ):
+                self._id = incoming
+            else:
+                self._id = f"{_id_prefix}-{next(_id_counter):x}"
+            return self._id
+
+    @id.setter
+    def id(self, value: str) -> None:
+        self._id = value
 
     @property
     def url(self) -> str:

@@ -10,6 +10,10 @@ def test_now():
 ```
 
 `AsyncTestClient` is the same for `async def` tests (`async with`).
+
+`TestClient(app, forbid_blocking=True)` is the strict mode: a request during
+which code held the event loop past the app's `stall_threshold` fails the
+test with `BlockingError`, naming the handler and the line.
 """
 
 from __future__ import annotations
@@ -24,10 +28,12 @@ import msgspec
 
 from .app import App
 from .datastructures import Headers
+from .errors import ConfigurationError
 from .requests import Request
 from .responses import StreamingResponse
+from .watchdog import StallReport
 
-__all__ = ["AsyncTestClient", "TestClient", "TestResponse"]
+__all__ = ["AsyncTestClient", "BlockingError", "TestClient", "TestResponse"]
 
 Params = Mapping[str, Any] | Sequence[tuple[str, Any]]
 
@@ -65,14 +71,52 @@ def _one_chunk(body: bytes) -> Any:
     return read
 
 
-class AsyncTestClient:
-    """Sends requests to `app` in-process; `async with` runs its startup and shutdown."""
+class BlockingError(AssertionError):
+    """A request held the event loop past the threshold under `forbid_blocking=True`.
+
+    `report` is the watchdog's `StallReport` (handler, line, stack, duration).
+    """
 
     __test__ = False
 
-    def __init__(self, app: App, *, client: tuple[str, int] = ("testclient", 50000)) -> None:
+    def __init__(self, report: StallReport) -> None:
+        self.report = report
+        culprit = f"handler {report.handler}" if report.handler else "code outside any handler"
+        at = f" at {report.location}" if report.location else ""
+        stack = "".join(report.stack) or "(the stack could not be sampled)\n"
+        super().__init__(
+            f"{report.method} {report.path}: {culprit}{at} blocked the event loop for "
+            f"{report.duration:.3f} s (threshold {report.threshold:.3f} s). Blocking code must "
+            "not run on the loop: make the handler a plain def (it then runs in the thread "
+            "pool) or await shoal.run_sync(...) around the blocking call.\n"
+            f"Stack sampled during the stall:\n{stack}"
+        )
+
+
+class AsyncTestClient:
+    """Sends requests to `app` in-process; `async with` runs its startup and shutdown.
+
+    With `forbid_blocking=True`, a request during which the event loop was
+    held past the app's `stall_threshold` raises `BlockingError`.
+    """
+
+    __test__ = False
+
+    def __init__(
+        self,
+        app: App,
+        *,
+        client: tuple[str, int] = ("testclient", 50000),
+        forbid_blocking: bool = False,
+    ) -> None:
+        if forbid_blocking and app.watchdog.threshold is None:
+            raise ConfigurationError(
+                "forbid_blocking needs the app's watchdog, and this app was made with "
+                "stall_threshold=None"
+            )
         self.app = app
         self.client = client
+        self.forbid_blocking = forbid_blocking
 
     async def __aenter__(self) -> AsyncTestClient:
         await self.app.startup()
@@ -113,16 +157,33 @@ class AsyncTestClient:
         request = Request(
             method.upper(), path, query, header_list, _one_chunk(body), self.client, self.app
         )
-        response = await self.app.handle(request)
-        data = response.body
-        if isinstance(response, StreamingResponse):
-            chunks: list[bytes] = []
+        watchdog = self.app.watchdog
+        if self.forbid_blocking and not watchdog.running:
+            raise RuntimeError(
+                "forbid_blocking works once the app has started: use the client as "
+                "`with TestClient(app, forbid_blocking=True) as client:`"
+            )
+        stalls: list[StallReport] = []
+        watchdog.reset()  # the loop may have been stopped since the last call
+        if self.forbid_blocking:
+            watchdog.listeners.append(stalls.append)
+        try:
+            response = await self.app.handle(request)
+            data = response.body
+            if isinstance(response, StreamingResponse):
+                chunks: list[bytes] = []
 
-            async def collect(chunk: bytes) -> None:
-                chunks.append(chunk)
+                async def collect(chunk: bytes) -> None:
+                    chunks.append(chunk)
 
-            await response.send_to(collect)
-            data = b"".join(chunks)
+                await response.send_to(collect)
+                data = b"".join(chunks)
+            watchdog.check()  # report a stall now, before the loop stops
+        finally:
+            if self.forbid_blocking:
+                watchdog.listeners.remove(stalls.append)
+        if stalls:
+            raise BlockingError(stalls[0])
         return TestResponse(response.status, Headers(response.headers), data)
 
     async def get(self, path: str, **kwargs: Any) -> TestResponse:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
@@ -26,19 +27,40 @@ def _decode_headers(raw: list[tuple[bytes, bytes]]) -> Callable[[], list[tuple[s
     return lambda: [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw]
 
 
-def _body_reader(receive: Receive) -> Callable[[], AsyncIterator[bytes]]:
-    async def read() -> AsyncIterator[bytes]:
+class _Body:
+    """The request body's `receive` side; `done` once nothing more can come."""
+
+    __slots__ = ("receive", "done")
+
+    def __init__(self, receive: Receive, scope: Scope) -> None:
+        self.receive = receive
+        self.done = not _may_have_body(scope)
+
+    async def read(self) -> AsyncIterator[bytes]:
         while True:
-            message = await receive()
+            message = await self.receive()
             if message["type"] == "http.disconnect":
+                self.done = True
                 raise BadRequest(detail="The client disconnected before sending the whole body.")
             chunk = message.get("body", b"")
             if chunk:
                 yield chunk
             if not message.get("more_body", False):
+                self.done = True
                 return
 
-    return read
+
+def _may_have_body(scope: Scope) -> bool:
+    for name, value in scope.get("headers", ()):
+        if (name == b"content-length" and value != b"0") or name == b"transfer-encoding":
+            return True
+    return scope.get("http_version") == "2" and scope["method"] not in ("GET", "HEAD", "OPTIONS")
+
+
+async def _wait_disconnect(receive: Receive) -> None:
+    """Return when the client has gone (only once the request body is all read)."""
+    while (await receive())["type"] != "http.disconnect":
+        pass
 
 
 def _encode_headers(response: Response) -> list[tuple[bytes, bytes]]:
@@ -71,12 +93,13 @@ class ASGIAdapter:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = self.app
         client = scope.get("client")
+        body = _Body(receive, scope)
         request = Request(
             scope["method"],
             scope["path"],
             scope.get("query_string", b"").decode("latin-1"),
             _decode_headers(scope.get("headers", [])),
-            _body_reader(receive),
+            body.read,
             (client[0], client[1]) if client else None,
             app,
             Connection(scope.get("scheme", "http"), scope.get("http_version", "1.1")),
@@ -87,11 +110,23 @@ class ASGIAdapter:
         start["headers"] = _encode_headers(response)
         await send(start)
         if isinstance(response, StreamingResponse):
+            # ASGI servers report a client that hangs up only through receive():
+            # watch it (once the body is read, so no chunk is stolen) and stop
+            # the stream at its next chunk, so its iterator is closed.
+            gone = asyncio.ensure_future(_wait_disconnect(receive)) if body.done else None
 
             async def send_chunk(chunk: bytes) -> None:
+                if gone is not None and gone.done():
+                    raise ConnectionResetError("the client disconnected")
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
-            await response.send_to(send_chunk)
+            try:
+                await response.send_to(send_chunk)
+            finally:
+                if gone is not None:
+                    gone.cancel()
+                    if gone.done() and not gone.cancelled():
+                        gone.exception()  # a receive() that failed: retrieved, not lost
             with contextlib.suppress(OSError):  # the client is gone; send_to logged it
                 await send({"type": "http.response.body", "body": b"", "more_body": False})
         else:
