@@ -2,6 +2,7 @@
 
 from .app import App, Endpoint, Handler, Middleware
 from .datastructures import Headers, QueryParams, State
+from .dependencies import Depends
 from .errors import (
     BadRequest,
     ConfigurationError,
@@ -15,6 +16,7 @@ from .errors import (
     StartupError,
     ValidationError,
 )
+from .params import Body, Header, Query
 from .requests import Request
 from .responses import JSONResponse, Response, StreamingResponse
 
@@ -23,16 +25,20 @@ __version__ = "0.1.0"
 __all__ = [
     "App",
     "BadRequest",
+    "Body",
     "ConfigurationError",
+    "Depends",
     "Endpoint",
     "HTTPError",
     "Handler",
+    "Header",
     "Headers",
     "JSONResponse",
     "MethodNotAllowed",
     "Middleware",
     "NotFound",
     "PayloadTooLarge",
+    "Query",
     "QueryParams",
     "Request",
     "Response",
