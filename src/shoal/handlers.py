@@ -244,6 +244,8 @@ class ResultEncoder:
                 f"handler {name}: return annotation {_type_name(annotation)} is not a type "
                 f"shoal can encode ({exc})"
             ) from exc
+        if not _has_fields(annotation):  # `dict[str, int]`: nothing to filter, encode as is
+            return None if status == 200 else cls(Any, name, status)
         return cls(annotation, name, status)
 
     def __call__(self, result: Any) -> Response:
@@ -264,6 +266,16 @@ class ResultEncoder:
         response.headers = [("content-type", "application/json")]
         response.body = self._encode(result)
         return response
+
+
+def _has_fields(annotation: Any) -> bool:
+    """True when the annotation holds a Struct, dataclass or TypedDict (fields to filter)."""
+    from .params import is_body_type, split_annotated
+
+    annotation = split_annotated(annotation)[0]
+    if is_body_type(annotation):
+        return True
+    return any(_has_fields(arg) for arg in typing.get_args(annotation) if arg is not Ellipsis)
 
 
 def _is_plain(annotation: Any) -> bool:
