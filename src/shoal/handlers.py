@@ -215,11 +215,12 @@ _PASS_THROUGH = frozenset({Any, dict, list, str, int, float, bool, type(None), o
 class ResultEncoder:
     """Turns a handler's result into a `Response`, guided by its return annotation.
 
-    A `Response` passes through and `None` is 204, as everywhere. Any other
-    value is converted to the annotated type unless it already is exactly
-    that type (`msgspec.convert(..., from_attributes=True)`: a dict or any
-    object with the declared fields will do, and undeclared fields are
-    dropped), then encoded. A result that does not fit is the handler's bug:
+    Only annotations that hold a Struct, dataclass or TypedDict get one (see
+    `for_annotation`). A `Response` passes through and `None` is 204, as
+    everywhere. Any other value is converted to the annotated type unless it
+    already is exactly that type (`msgspec.convert(..., from_attributes=True)`:
+    a dict or any object with the declared fields will do, and undeclared
+    fields are dropped), then encoded. A result that does not fit is the handler's bug:
     a `TypeError` naming it, answered 500.
     """
 
