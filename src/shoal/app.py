@@ -109,7 +109,6 @@ class App:
         self.container = Container(self)
         self.title = title
         self.version = version
-        self._openapi: dict[str, Any] | None = None
         if openapi_url is not None:
             from .openapi import install
 
@@ -242,12 +241,10 @@ class App:
         return self.container.inject(func)
 
     def openapi(self) -> dict[str, Any]:
-        """The app's OpenAPI 3.1 document, built from its routes once and cached."""
-        if self._openapi is None:
-            from .openapi import openapi_schema
+        """The app's OpenAPI 3.1 document, built from its routes (see `shoal.openapi`)."""
+        from .openapi import openapi_schema
 
-            self._openapi = openapi_schema(self)
-        return self._openapi
+        return openapi_schema(self)
 
     def _check_not_started(self, what: str) -> None:
         if self._chain is not None:

@@ -266,7 +266,7 @@ class _Lookup:
         self.many = sequence_item(param.annotation) is not _MISSING
         # `int | None`: a present value must be an int; absence gives the default
         inner = without_none(split_annotated(param.annotation)[0])[0]
-        self.convert = converter(_keep_meta(param.annotation, inner), key)
+        self.convert = converter(_keep_meta(param.annotation, inner), public)
         self.required = not param.has_default
         self.default = _copy_default(param.default)
         self.needs_body = False
