@@ -54,8 +54,12 @@ class Server:
     url: str
     process: subprocess.Popen[bytes]
     log_path: Path
+    final_output: str | None = None
 
     def output(self) -> str:
+        """What the server printed so far (all of it, once it has stopped)."""
+        if self.final_output is not None:
+            return self.final_output
         return self.log_path.read_text(errors="replace")
 
 
@@ -97,6 +101,7 @@ def running_server(
         yield server
     finally:
         stop(process)
+        server.final_output = server.output()
         log_path.unlink(missing_ok=True)
 
 

@@ -260,7 +260,7 @@ class App:
         """
         if self._exit_stack is not None:
             return
-        self._compose()
+        self.compose()
         stack = AsyncExitStack()
         try:
             stack.push_async_callback(asyncio.to_thread, self.thread_pool.close)
@@ -291,44 +291,62 @@ class App:
 
     # -- serving ------------------------------------------------------------
 
-    def _compose(self) -> Handler:
+    def compose(self) -> Handler:
+        """The app's entry handler: middleware around routing, composed once.
+
+        The returned function never raises: every error becomes a problem
+        response. Composing freezes the app (no more routes or middleware).
+        Adapters call this once and keep the result.
+        """
         if self._chain is None:
             chain: Handler = self._dispatch
             for middleware in self._middleware:
                 chain = middleware(chain)
-            self._chain = chain
+            self._chain = chain if chain is self._dispatch else self._guard(chain)
         return self._chain
+
+    def _guard(self, chain: Handler) -> Handler:
+        async def guarded(request: Request) -> Response:
+            try:
+                response = await chain(request)
+            except Exception as exc:  # raised by a middleware itself
+                response = self._error_response(request, exc)
+            if request.method == "HEAD":
+                _strip_body(response)
+            return response
+
+        return guarded
 
     async def handle(self, request: Request) -> Response:
         """Answer `request`. Never raises: every error becomes a problem response."""
-        chain = self._chain or self._compose()
-        try:
-            response = await chain(request)
-        except Exception as exc:
-            response = self._error_response(request, exc)
-        if request.method == "HEAD":
-            _strip_body(response)
-        return response
+        return await (self._chain or self.compose())(request)
 
     async def _dispatch(self, request: Request) -> Response:
+        method = request.method
         try:
-            endpoint, params = self.router.match(request.method, request.path)
+            endpoint, params = self.router.match(method, request.path)
             if endpoint is None:  # OPTIONS that no handler claims
                 allow = ", ".join(self.router.allowed(request.path))
                 return Response(status=204, headers=[("allow", allow)])
-            request.path_params = params
-            if request.method not in _BODYLESS:
+            request._path_params = params
+            if method not in _BODYLESS:
                 request.check_declared_size()
-            return to_response(await endpoint.plan(request))
+            response = to_response(await endpoint.plan.call(request))
         except NotFound as exc:
-            target = self.router.alternate(request.path)
-            if target is None:
-                return problem_response(exc)
-            if request.query_string:
-                target += "?" + request.query_string
-            return Response(status=308, headers=[("location", target)])
+            response = self._not_found(request, exc)
         except Exception as exc:
-            return self._error_response(request, exc)
+            response = self._error_response(request, exc)
+        if method == "HEAD":
+            _strip_body(response)
+        return response
+
+    def _not_found(self, request: Request, exc: NotFound) -> Response:
+        target = self.router.alternate(request.path)
+        if target is None:
+            return problem_response(exc)
+        if request.query_string:
+            target += "?" + request.query_string
+        return Response(status=308, headers=[("location", target)])
 
     def _error_response(self, request: Request, exc: Exception) -> Response:
         if isinstance(exc, HTTPError):

@@ -75,16 +75,32 @@ def _logging_config(level: str) -> dict[str, Any]:
     return config
 
 
+def _python_files() -> Any:
+    # reload on source changes only: a log file written in the project folder
+    # must not restart the server in a loop
+    from watchfiles import PythonFilter
+
+    return PythonFilter
+
+
 def _run(args: argparse.Namespace) -> int:
     from granian import Granian
     from granian.constants import Interfaces
     from granian.log import LogLevels
 
-    app = load_app(args.target)  # fail here, in one line, rather than in every worker
-    if args.interface in ("rsgi", "asgi") and not isinstance(app, App):
+    # Import the target here to fail in one line rather than in every worker,
+    # then forget it: workers are forked from this process and must import the
+    # code afresh (for --reload to serve the new code, and so that nothing the
+    # module created at import time is shared between processes).
+    before = set(sys.modules)
+    app = load_app(args.target)
+    is_app = isinstance(app, App)
+    del app
+    for name in set(sys.modules) - before:
+        del sys.modules[name]
+    if args.interface in ("rsgi", "asgi") and not is_app:
         raise TargetError(
-            f"{args.target!r} is a {type(app).__name__}, not a shoal App; "
-            "serve other apps with --interface wsgi"
+            f"{args.target!r} is not a shoal App; serve other apps with --interface wsgi"
         )
     # workers import the target themselves: make the cwd importable for them too
     os.environ["PYTHONPATH"] = os.pathsep.join(
@@ -97,6 +113,7 @@ def _run(args: argparse.Namespace) -> int:
         interface=Interfaces(args.interface),
         workers=args.workers,
         reload=args.reload,
+        reload_filter=_python_files() if args.reload else None,
         log_level=LogLevels(args.log_level),
         log_dictconfig=_logging_config(args.log_level),
         log_access=args.access_log,

@@ -89,5 +89,11 @@ class State:
     def __init__(self, **values: Any) -> None:
         self.__dict__.update(values)
 
+    def __getattr__(self, name: str) -> Any:  # only called for missing attributes
+        raise AttributeError(f"state has no attribute {name!r}")
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        self.__dict__[name] = value
+
     def __repr__(self) -> str:
         return f"State({self.__dict__!r})"

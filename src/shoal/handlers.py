@@ -112,12 +112,12 @@ def _path_source(param: ParamInfo, app: App) -> Resolver | None:
     if annotation in (inspect.Parameter.empty, Any, converter.type) or (
         annotation is str and converter.type is str
     ):
-        return _Value(name, "path", lambda request: request.path_params[name])
+        return _Value(name, "path", lambda request: request._path_params[name])
     # `{id}` annotated `id: int`: the converter matched text; coerce it.
     from .params import converter as make_converter
 
     convert = make_converter(annotation, name)
-    return _Value(name, "path", lambda request: convert(request.path_params[name]))
+    return _Value(name, "path", lambda request: convert(request._path_params[name]))
 
 
 def _request_source(param: ParamInfo, app: App) -> Resolver | None:
@@ -220,8 +220,8 @@ class ResultEncoder:
     everywhere. Any other value is converted to the annotated type unless it
     already is exactly that type (`msgspec.convert(..., from_attributes=True)`:
     a dict or any object with the declared fields will do, and undeclared
-    fields are dropped), then encoded. A result that does not fit is the handler's bug:
-    a `TypeError` naming it, answered 500.
+    fields are dropped), then encoded. A result that does not fit is the
+    handler's bug: a `TypeError` naming it, answered 500.
     """
 
     __slots__ = ("annotation", "exact", "name", "status", "_encode")
@@ -295,6 +295,10 @@ def _is_plain(annotation: Any) -> bool:
     return False
 
 
+def _ignore_request(handler: Callable[[], Awaitable[Any]]) -> Callable[[Request], Awaitable[Any]]:
+    return lambda request: handler()
+
+
 class HandlerPlan:
     """One handler and how to call it: `await plan(request)` returns its result.
 
@@ -311,7 +315,7 @@ class HandlerPlan:
         "needs_body",
         "encoder",
         "_app",
-        "_call",
+        "call",
         "_direct",
         "_scoped",
     )
@@ -333,13 +337,18 @@ class HandlerPlan:
         self.needs_body = any(r.needs_body for r in resolvers)
         self.encoder = encoder
         self._app = app
-        self._call: Callable[[Request], Awaitable[Any]]
+        self.call: Callable[[Request], Awaitable[Any]]
         self._direct: list[Resolver] = list(resolvers)
         self._scoped: list[tuple[str, Any]] = []
         self.rebind()
 
     def rebind(self) -> None:
-        """Choose the call path again, once providers are bound (at startup)."""
+        """Choose the call path again, once providers are bound (at startup).
+
+        `call(request)` returns an awaitable of the handler's result. For an
+        async handler without parameters or typed result it returns the
+        handler's own coroutine: no wrapper coroutine on the fastest path.
+        """
         self._direct = []
         self._scoped = []
         for resolver in self.resolvers:
@@ -349,18 +358,18 @@ class HandlerPlan:
             else:
                 self._direct.append(resolver)
         if self._scoped:
-            self._call = self._call_scoped
-        elif not self.resolvers and self.encoder is None:
-            self._call = self._call_bare
+            self.call = self._call_scoped
+        elif self.resolvers or self.encoder is not None:
+            self.call = self._call_with_args
+        elif self.is_async:
+            self.call = _ignore_request(self.handler)
         else:
-            self._call = self._call_with_args
+            self.call = self._call_bare
 
     def __call__(self, request: Request) -> Awaitable[Any]:
-        return self._call(request)
+        return self.call(request)
 
     async def _call_bare(self, request: Request) -> Any:
-        if self.is_async:
-            return await self.handler()
         return await self._app.thread_pool.run(self.handler)
 
     async def arguments(self, request: Request) -> dict[str, Any]:

@@ -262,7 +262,7 @@ class _Lookup:
         self.name = param.name
         self.location = location
         self.public = public
-        key = self.key = public.lower() if location == "header" else public
+        self.key = public.lower() if location == "header" else public
         self.many = sequence_item(param.annotation) is not _MISSING
         # `int | None`: a present value must be an int; absence gives the default
         inner = without_none(split_annotated(param.annotation)[0])[0]

@@ -7,7 +7,7 @@ something (headers, query string, body) is parsed only when first asked for.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
 import msgspec
@@ -30,99 +30,185 @@ async def _no_body() -> AsyncIterator[bytes]:
     yield  # pragma: no cover - makes this an async generator
 
 
+DEFAULT_MAX_BODY_SIZE = 1024 * 1024
+
+
+class Connection(NamedTuple):
+    """How the request arrived: what `Request.scheme` and `Request.http_version` report.
+
+    Adapters may pass any object with these two attributes (granian's RSGI
+    scope has both), so building a request costs no extra object.
+    """
+
+    scheme: str = "http"
+    http_version: str = "1.1"
+
+
+_DEFAULT_CONNECTION = Connection()
+
+
 class Request:
     """One HTTP request.
 
-    `method`, `path` (percent-decoded), `query_string`, `client` and
-    `path_params` are plain attributes; `headers`, `query`, `state`,
-    `await body()` and `await json()` are computed on first use.
+    `method`, `path` (percent-decoded) and `query_string` are plain
+    attributes; everything else (`headers`, `query`, `client`, `state`,
+    `await body()`, `await json()`) is computed on first use, so a request
+    costs only what its handler reads.
+
+    `headers` is a list of (name, value) pairs or a function returning one;
+    `body` is a function returning an async iterator of chunks; `client` is
+    `(host, port)` or a `"host:port"` string.
     """
 
+    # Lazily computed slots are left unset until first use (read through
+    # try/except AttributeError): building a request on the hot path then
+    # stores seven references and nothing else.
     __slots__ = (
         "method",
         "path",
         "query_string",
-        "client",
-        "scheme",
-        "http_version",
-        "path_params",
-        "max_body_size",
         "app",
-        "_raw_path",
-        "_load_headers",
+        "_headers_source",
+        "_stream",
+        "_client",
+        "_connection",
+        "_path_params",
         "_headers",
         "_query",
         "_state",
         "_body",
-        "_stream",
         "_consumed",
+        "_raw_path",
+        "_limit",
     )
+    _client: tuple[str, int] | str | None
+    _path_params: dict[str, Any]
+    _headers: Headers
+    _query: QueryParams
+    _state: State
+    _body: bytes
+    _consumed: bool
+    _raw_path: bytes
+    _limit: int
 
     def __init__(
         self,
         method: str,
         path: str,
-        *,
         query_string: str = "",
         headers: HeaderLoader | list[tuple[str, str]] = list,
         body: Callable[[], AsyncIterator[bytes]] | None = None,
-        client: tuple[str, int] | None = None,
-        scheme: str = "http",
-        http_version: str = "1.1",
-        raw_path: bytes | None = None,
-        max_body_size: int = 1024 * 1024,
+        client: tuple[str, int] | str | None = None,
         app: App | None = None,
+        connection: Any = _DEFAULT_CONNECTION,
+        *,
+        raw_path: bytes | None = None,
+        max_body_size: int | None = None,
     ) -> None:
         self.method = method
         self.path = path
         self.query_string = query_string
-        self.client = client
-        self.scheme = scheme
-        self.http_version = http_version
-        self.path_params: dict[str, Any] = {}
-        self.max_body_size = max_body_size
         self.app = app
-        self._raw_path = raw_path
-        if isinstance(headers, list):
-            self._headers: Headers | None = Headers(headers)
-            self._load_headers: HeaderLoader | None = None
-        else:
-            self._headers = None
-            self._load_headers = headers
-        self._query: QueryParams | None = None
-        self._state: State | None = None
-        self._body: bytes | None = None
+        self._headers_source = headers
         self._stream = body
-        self._consumed = False
+        self._client = client
+        self._connection = connection
+        if raw_path is not None:
+            self._raw_path = raw_path
+        if max_body_size is not None:
+            self._limit = max_body_size
+
+    @property
+    def path_params(self) -> dict[str, Any]:
+        """The converted path parameters of the matched route (empty before routing)."""
+        try:
+            return self._path_params
+        except AttributeError:
+            return {}
+
+    @path_params.setter
+    def path_params(self, value: dict[str, Any]) -> None:
+        self._path_params = value
+
+    @property
+    def scheme(self) -> str:
+        """`http` or `https`."""
+        scheme: str = self._connection.scheme
+        return scheme
+
+    @property
+    def http_version(self) -> str:
+        """`1.1`, `2`..."""
+        version: str = self._connection.http_version
+        return version
+
+    @property
+    def max_body_size(self) -> int:
+        """The largest body this request may have (the app's `max_body_size`)."""
+        try:
+            return self._limit
+        except AttributeError:
+            limit = self._limit = (
+                self.app.max_body_size if self.app is not None else DEFAULT_MAX_BODY_SIZE
+            )
+            return limit
+
+    @property
+    def client(self) -> tuple[str, int] | None:
+        """The peer's `(host, port)`, when the server knows it."""
+        try:
+            client = self._client
+        except AttributeError:
+            client = self._client = self._client_address()
+        if isinstance(client, str):
+            host, _, port = client.rpartition(":")
+            client = self._client = (host.strip("[]"), int(port)) if port.isdigit() else None
+        return client
+
+    def _client_address(self) -> tuple[str, int] | str | None:
+        """The peer address from the transport, for adapters that fill it lazily."""
+        return None
 
     @property
     def raw_path(self) -> bytes:
         """The path as sent, still percent-encoded (re-encoded where the server decoded it)."""
-        if self._raw_path is None:
-            self._raw_path = quote(self.path, safe="/:@!$&'()*+,;=-._~").encode("ascii")
-        return self._raw_path
+        try:
+            return self._raw_path
+        except AttributeError:
+            raw = self._raw_path = quote(self.path, safe="/:@!$&'()*+,;=-._~").encode("ascii")
+            return raw
 
     @property
     def headers(self) -> Headers:
         """The request headers, case-insensitive and multi-valued."""
-        if self._headers is None:
-            assert self._load_headers is not None
-            self._headers = Headers(self._load_headers())
-        return self._headers
+        try:
+            return self._headers
+        except AttributeError:
+            headers = self._headers = Headers(self._header_items())
+            return headers
+
+    def _header_items(self) -> list[tuple[str, str]]:
+        """The raw (name, value) header pairs from the transport (adapters may override)."""
+        source = self._headers_source
+        return source if isinstance(source, list) else source()
 
     @property
     def query(self) -> QueryParams:
         """The parsed query string; `request.query.getall("tag")` for repeats."""
-        if self._query is None:
-            self._query = QueryParams.parse(self.query_string)
-        return self._query
+        try:
+            return self._query
+        except AttributeError:
+            query = self._query = QueryParams.parse(self.query_string)
+            return query
 
     @property
     def state(self) -> State:
         """Per-request attributes set by middleware and dependencies."""
-        if self._state is None:
-            self._state = State()
-        return self._state
+        try:
+            return self._state
+        except AttributeError:
+            state = self._state = State()
+            return state
 
     @property
     def url(self) -> str:
@@ -149,16 +235,16 @@ class Request:
 
     async def stream(self) -> AsyncIterator[bytes]:
         """Yield the body in chunks as they arrive, enforcing `max_body_size`."""
-        if self._body is not None:
+        if hasattr(self, "_body"):
             yield self._body
             return
-        if self._consumed:
+        if hasattr(self, "_consumed"):
             raise RuntimeError("the request body was already streamed")
         self._consumed = True
         self.check_declared_size()
         limit = self.max_body_size
         seen = 0
-        async for chunk in self._stream() if self._stream is not None else _no_body():
+        async for chunk in self._chunks():
             seen += len(chunk)
             if seen > limit:
                 raise PayloadTooLarge(
@@ -166,12 +252,18 @@ class Request:
                 )
             yield chunk
 
+    def _chunks(self) -> AsyncIterator[bytes]:
+        """The raw body chunks from the transport (adapters may override)."""
+        return self._stream() if self._stream is not None else _no_body()
+
     async def body(self) -> bytes:
         """The whole body; 413 past `max_body_size`, 400 if it cannot be read."""
-        if self._body is None:
+        try:
+            return self._body
+        except AttributeError:
             chunks = [chunk async for chunk in self.stream()]
-            self._body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-        return self._body
+            body = self._body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            return body
 
     async def json(self) -> Any:
         """The body decoded as JSON; 400 naming the position of a syntax error."""

@@ -184,6 +184,11 @@ class Router(Generic[T]):
         The handler is None for an `OPTIONS` request that the router answers
         itself (see `allowed`). Raises `NotFound` or `MethodNotAllowed`.
         """
+        static = self._static.get(path)
+        if static is not None:  # the hot path: one dict look-up, one more
+            handler = static.handlers.get(method)
+            if handler is not None:
+                return handler, {}
         found = self.find(path)
         if found is None:
             raise NotFound(detail=f"No route matches {path}")

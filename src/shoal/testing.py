@@ -111,14 +111,7 @@ class AsyncTestClient:
         if body and not any(k == "content-length" for k, _ in header_list):
             header_list.append(("content-length", str(len(body))))
         request = Request(
-            method.upper(),
-            path,
-            query_string=query,
-            headers=header_list,
-            body=_one_chunk(body),
-            client=self.client,
-            max_body_size=self.app.max_body_size,
-            app=self.app,
+            method.upper(), path, query, header_list, _one_chunk(body), self.client, self.app
         )
         response = await self.app.handle(request)
         data = response.body
@@ -173,7 +166,11 @@ class TestClient:
         return self._loop.run_until_complete(coro)
 
     def __enter__(self) -> TestClient:
-        self._run(self.app.startup())
+        try:
+            self._run(self.app.startup())
+        except BaseException:
+            self.close()
+            raise
         return self
 
     def __exit__(

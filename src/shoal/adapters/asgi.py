@@ -8,11 +8,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BadRequest
-from ..requests import Request
+from ..requests import Connection, Request
 from ..responses import Response, StreamingResponse
 
 if TYPE_CHECKING:
-    from ..app import App
+    from ..app import App, Handler
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -53,6 +53,11 @@ class ASGIAdapter:
 
     def __init__(self, app: App) -> None:
         self.app = app
+        self._handle: Handler | None = None
+
+    def _compose(self) -> Handler:
+        self._handle = self.app.compose()
+        return self._handle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -69,17 +74,15 @@ class ASGIAdapter:
         request = Request(
             scope["method"],
             scope["path"],
-            query_string=scope.get("query_string", b"").decode("latin-1"),
-            headers=_decode_headers(scope.get("headers", [])),
-            body=_body_reader(receive),
-            client=(client[0], client[1]) if client else None,
-            scheme=scope.get("scheme", "http"),
-            http_version=scope.get("http_version", "1.1"),
+            scope.get("query_string", b"").decode("latin-1"),
+            _decode_headers(scope.get("headers", [])),
+            _body_reader(receive),
+            (client[0], client[1]) if client else None,
+            app,
+            Connection(scope.get("scheme", "http"), scope.get("http_version", "1.1")),
             raw_path=scope.get("raw_path"),
-            max_body_size=app.max_body_size,
-            app=app,
         )
-        response = await app.handle(request)
+        response = await (self._handle or self._compose())(request)
         start = {"type": "http.response.start", "status": response.status}
         start["headers"] = _encode_headers(response)
         await send(start)

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import sys
 from collections.abc import AsyncIterator
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BadRequest
@@ -14,22 +13,65 @@ from ..requests import Request
 from ..responses import StreamingResponse
 
 if TYPE_CHECKING:
-    from ..app import App
+    from ..app import App, Handler
 
 logger = logging.getLogger("shoal")
 
 
-async def _read_body(proto: Any) -> AsyncIterator[bytes]:
+_UNREADABLE = "The request body could not be read (broken framing, or the client went away)."
+
+
+async def _read_body(proto: Any, scope: Any) -> AsyncIterator[bytes]:
+    # With a Content-Length (already checked against the limit), one native
+    # call reads the body and raises if the client breaks off. A chunked body
+    # is iterated so that the limit applies as it streams in; granian's
+    # iterator ends a body with one empty chunk and, when the framing breaks,
+    # yields a second one instead of raising: that second one is the error.
     try:
+        if scope.headers.get("content-length") is not None:
+            yield await proto()
+            return
+        ended = False
         async for chunk in proto:
-            yield chunk
+            if ended:
+                raise BadRequest(detail=_UNREADABLE)
+            if chunk:
+                yield chunk
+            else:
+                ended = True
+    except BadRequest:
+        raise
     except Exception as exc:  # granian's RSGIProtocolError / RSGIProtocolClosed
-        raise BadRequest(detail="The request body could not be read.") from exc
+        raise BadRequest(detail=_UNREADABLE) from exc
 
 
-def _client(address: str) -> tuple[str, int] | None:
-    host, _, port = address.rpartition(":")
-    return (host.strip("[]"), int(port)) if port.isdigit() else None
+class _RSGIRequest(Request):
+    """A request read from granian's scope and protocol objects on demand.
+
+    It stores six references when built; headers, the client address and the
+    body are fetched from the scope and protocol only when asked for.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, scope: Any, proto: Any, app: App) -> None:
+        self.method = scope.method
+        self.path = scope.path
+        self.query_string = scope.query_string
+        self.app = app
+        self._stream = proto
+        self._connection = scope  # has .scheme and .http_version
+
+    def _header_items(self) -> list[tuple[str, str]]:
+        items: list[tuple[str, str]] = self._connection.headers.items()
+        return items
+
+    def _client_address(self) -> str:
+        client: str = self._connection.client
+        return client
+
+    def _chunks(self) -> AsyncIterator[bytes]:
+        return _read_body(self._stream, self._connection)
 
 
 class RSGIAdapter:
@@ -37,6 +79,11 @@ class RSGIAdapter:
 
     def __init__(self, app: App) -> None:
         self.app = app
+        self._handle: Handler | None = None
+
+    def _compose(self) -> Handler:
+        self._handle = self.app.compose()
+        return self._handle
 
     def init(self, loop: asyncio.AbstractEventLoop) -> None:
         """Run the app's startup before the worker serves; exit the worker if it fails."""
@@ -55,20 +102,8 @@ class RSGIAdapter:
         if scope.proto != "http":  # websockets are not served by shoal
             proto.close(403)
             return
-        app = self.app
-        request = Request(
-            scope.method,
-            scope.path,
-            query_string=scope.query_string,
-            headers=scope.headers.items,
-            body=partial(_read_body, proto),
-            client=_client(scope.client),
-            scheme=scope.scheme,
-            http_version=scope.http_version,
-            max_body_size=app.max_body_size,
-            app=app,
-        )
-        response = await app.handle(request)
+        request = _RSGIRequest(scope, proto, self.app)
+        response = await (self._handle or self._compose())(request)
         if isinstance(response, StreamingResponse):
             transport = proto.response_stream(response.status, response.headers)
             await response.send_to(transport.send_bytes)

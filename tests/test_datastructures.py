@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+import pytest
+
+from shoal.datastructures import Headers, QueryParams, State
+
+
+def test_headers_are_case_insensitive_and_multi_valued() -> None:
+    headers = Headers([("content-type", "text/plain"), ("x-tag", "a"), ("X-Tag", "b")])
+    assert headers["Content-Type"] == "text/plain"
+    assert headers.get("X-TAG") == "a"
+    assert headers.getall("x-tag") == ["a", "b"]
+    assert headers.getall("missing", []) == []
+    assert "CONTENT-type" in headers and "nope" not in headers
+    assert len(headers) == 2 and sorted(headers) == ["content-type", "x-tag"]
+    assert headers.multi_items()[2] == ("X-Tag", "b")
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("", {}),
+        ("a=1", {"a": ["1"]}),
+        ("a=1&a=2&b=", {"a": ["1", "2"], "b": [""]}),
+        ("q=hello+world&x=%2F%20", {"q": ["hello world"], "x": ["/ "]}),
+        ("flag", {"flag": [""]}),
+    ],
+)
+def test_query_params_parse(query: str, expected: dict[str, list[str]]) -> None:
+    params = QueryParams.parse(query)
+    assert {key: params.getall(key) for key in params} == expected
+
+
+def test_multimappings_compare_by_items() -> None:
+    assert QueryParams([("a", "1")]) == QueryParams([("a", "1")])
+    assert Headers([("a", "1")]) != Headers([("a", "2")])
+
+
+def test_state_is_an_attribute_bag() -> None:
+    state = State(a=1)
+    state.b = 2
+    assert (state.a, state.b) == (1, 2)
+    with pytest.raises(AttributeError):
+        _ = state.missing
