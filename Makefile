@@ -28,5 +28,11 @@ typecheck: $(STAMP)
 pytest: $(STAMP)
 	$(BIN)/pytest
 
+# The docs-page test drives Debian's chromium with Playwright (never `playwright install`).
+pytest: /usr/bin/chromium
+/usr/bin/chromium:
+	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
+	  || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

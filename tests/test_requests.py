@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator, Callable
 import pytest
 
 from shoal.errors import BadRequest, PayloadTooLarge
-from shoal.requests import Request
+from shoal.requests import DISCARD_LIMIT, Request
 
 
 def chunks(*parts: bytes) -> Callable[[], AsyncIterator[bytes]]:
@@ -49,18 +49,34 @@ async def test_body_joins_chunks_and_is_cached() -> None:
     assert await request.body() == b"abcd"
 
 
-async def test_streamed_body_over_limit_stops_at_the_limit() -> None:
+async def test_streamed_body_over_limit_reads_only_a_bounded_remainder() -> None:
+    read = 0
+
+    async def endless() -> AsyncIterator[bytes]:
+        nonlocal read
+        for _ in range(100_000):  # 100 MB if nothing stopped reading
+            read += 1000
+            yield b"x" * 1000
+
+    request = Request("POST", "/", body=endless, max_body_size=10)
+    with pytest.raises(PayloadTooLarge, match="limit of 10 bytes"):
+        await request.body()
+    # the rest is drained (so the client can read the 413), but only so much
+    assert DISCARD_LIMIT < read <= DISCARD_LIMIT + 2000
+
+
+async def test_streamed_body_over_limit_drains_a_short_remainder() -> None:
     seen: list[bytes] = []
 
     async def read() -> AsyncIterator[bytes]:
-        for part in (b"12345", b"67890", b"X", b"never"):
+        for part in (b"12345", b"67890", b"X", b"rest"):
             seen.append(part)
             yield part
 
     request = Request("POST", "/", body=read, max_body_size=10)
     with pytest.raises(PayloadTooLarge):
         await request.body()
-    assert seen == [b"12345", b"67890", b"X"]  # nothing read past the limit
+    assert seen == [b"12345", b"67890", b"X", b"rest"]
 
 
 @pytest.mark.parametrize(

@@ -3,6 +3,7 @@
 from ._threadpool import PoolStatistics, run_sync
 from .app import App, AppStatistics, Endpoint, Handler, Middleware
 from .datastructures import Headers, QueryParams, State
+from .dependencies import Depends
 from .errors import (
     BadRequest,
     ConfigurationError,
@@ -16,6 +17,7 @@ from .errors import (
     StartupError,
     ValidationError,
 )
+from .params import Body, Header, Query
 from .requests import Request
 from .responses import JSONResponse, Response, StreamingResponse
 from .watchdog import StallReport, WatchdogStatistics
@@ -27,10 +29,13 @@ __all__ = [
     "App",
     "AppStatistics",
     "BadRequest",
+    "Body",
     "ConfigurationError",
+    "Depends",
     "Endpoint",
     "HTTPError",
     "Handler",
+    "Header",
     "Headers",
     "JSONResponse",
     "MethodNotAllowed",
@@ -38,6 +43,7 @@ __all__ = [
     "NotFound",
     "PayloadTooLarge",
     "PoolStatistics",
+    "Query",
     "QueryParams",
     "Request",
     "Response",

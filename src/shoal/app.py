@@ -15,10 +15,11 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._threadpool import DEFAULT_QUEUE, DEFAULT_THREADS, PoolStatistics, ThreadPool, bind
 from .datastructures import State
+from .dependencies import Container, Override, Scope
 from .errors import ConfigurationError, HTTPError, MethodNotAllowed, NotFound, StartupError
 from .handlers import HandlerPlan, Planner
 from .requests import Request
@@ -92,7 +93,9 @@ class App:
     `stall_threshold` (0.1 s) is how long code may hold the event loop before
     the watchdog logs it (`shoal.watchdog`); None turns the watchdog off.
     `lifespan` is an async context manager factory entered at startup and
-    left at shutdown.
+    left at shutdown. `title` and `version` head the OpenAPI document served
+    at `openapi_url`, with an interactive page at `docs_url` (`None` turns
+    either off).
     """
 
     def __init__(
@@ -104,6 +107,10 @@ class App:
         stall_threshold: float | None = DEFAULT_STALL_THRESHOLD,
         lifespan: Lifespan | None = None,
         middleware: Iterable[Middleware] = (),
+        title: str = "shoal service",
+        version: str = "0.1.0",
+        openapi_url: str | None = "/openapi.json",
+        docs_url: str | None = "/docs",
     ) -> None:
         self.max_body_size = max_body_size
         self.router: Router[Endpoint] = Router()
@@ -123,6 +130,13 @@ class App:
         self._exit_stack: AsyncExitStack | None = None
         self._asgi: ASGIAdapter | None = None
         self._rsgi: RSGIAdapter | None = None
+        self.container = Container(self)
+        self.title = title
+        self.version = version
+        if openapi_url is not None:
+            from .openapi import install
+
+            install(self, openapi_url, docs_url)
 
     # -- registration -------------------------------------------------------
 
@@ -150,7 +164,7 @@ class App:
 
         params, _, _ = compile_template(path)
         methods = [m.upper() for m in methods]
-        plan = self.planner.plan(handler, params)
+        plan = self.planner.plan(handler, params, options)
         endpoint = Endpoint(path, methods, handler, plan, plan.name, options)
         self.router.add(path, methods, endpoint)
         self.endpoints.append(endpoint)
@@ -214,6 +228,59 @@ class App:
         self.resources.append(resource)
         return resource
 
+    # -- dependencies (see shoal.dependencies) --------------------------------
+
+    @overload
+    def provide(self, func: F, *, scope: Scope = "request", provides: Any = None) -> F: ...
+
+    @overload
+    def provide(
+        self, func: None = None, *, scope: Scope = "request", provides: Any = None
+    ) -> Callable[[F], F]: ...
+
+    def provide(
+        self,
+        func: F | None = None,
+        *,
+        scope: Scope = "request",
+        provides: Any = None,
+    ) -> F | Callable[[F], F]:
+        """Register a provider: `@app.provide`, or `@app.provide(scope="app")`.
+
+        Handlers and other providers receive its value by declaring a
+        parameter of the type it returns (or `provides`).
+        """
+        if func is None:
+
+            def decorate(func: F) -> F:
+                self.container.provide(func, scope=scope, provides=provides)
+                return func
+
+            return decorate
+        self.container.provide(func, scope=scope, provides=provides)
+        return func
+
+    def override(self, target: Any, replacement: Any) -> Override:
+        """Inject `replacement` wherever `target` (a provider, type or resource) was.
+
+        Takes effect at the next startup; `with app.override(...):` undoes it.
+        """
+        return self.container.override(target, replacement)
+
+    async def call(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Call `func` outside a request, with its providers injected."""
+        return await self.container.call(func, *args, **kwargs)
+
+    def inject(self, func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+        """Wrap `func` (for background work) so each call gets its providers injected."""
+        return self.container.inject(func)
+
+    def openapi(self) -> dict[str, Any]:
+        """The app's OpenAPI 3.1 document, built from its routes (see `shoal.openapi`)."""
+        from .openapi import openapi_schema
+
+        return openapi_schema(self)
+
     def _check_not_started(self, what: str) -> None:
         if self._chain is not None:
             raise ConfigurationError(f"cannot {what} after the app has started serving")
@@ -233,8 +300,7 @@ class App:
         try:
             stack.push_async_callback(asyncio.to_thread, self.thread_pool.close)
             stack.callback(bind(asyncio.get_running_loop(), self.thread_pool))
-            for resource in self.resources:
-                await stack.enter_async_context(resource)
+            await stack.enter_async_context(self.container.open())  # resources, providers
             if self._lifespan is not None:
                 await stack.enter_async_context(self._lifespan(self))
             stack.push_async_callback(self._run_hooks, self._shutdown_hooks)

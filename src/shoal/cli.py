@@ -1,4 +1,4 @@
-"""The `shoal` command: `shoal run module:app`, `shoal routes module:app`."""
+"""The `shoal` command: `shoal run module:app`, `shoal routes module:app`, `shoal openapi`."""
 
 from __future__ import annotations
 
@@ -149,6 +149,17 @@ def _routes(args: argparse.Namespace) -> int:
 _HEADINGS = ("METHODS", "PATH", "HANDLER")
 
 
+def _openapi(args: argparse.Namespace) -> int:
+    import msgspec
+
+    app = load_app(args.target)
+    if not isinstance(app, App):
+        raise TargetError(f"{args.target!r} is a {type(app).__name__}, not a shoal App")
+    document = msgspec.json.format(msgspec.json.encode(app.openapi()), indent=2)
+    sys.stdout.write(document.decode() + "\n")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="shoal", description="Run and inspect shoal apps.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -179,6 +190,10 @@ def build_parser() -> argparse.ArgumentParser:
     routes = commands.add_parser("routes", help="print the route table")
     routes.add_argument("target", help="the app, as module:attribute")
     routes.set_defaults(func=_routes)
+
+    openapi = commands.add_parser("openapi", help="print the OpenAPI 3.1 document as JSON")
+    openapi.add_argument("target", help="the app, as module:attribute")
+    openapi.set_defaults(func=_openapi)
     return parser
 
 

@@ -6,6 +6,8 @@ something (headers, query string, body) is parsed only when first asked for.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import os
 from collections.abc import AsyncIterator, Callable
@@ -63,6 +65,24 @@ class Connection(NamedTuple):
 
 
 _DEFAULT_CONNECTION = Connection()
+
+
+# Past the limit, up to this much more of the body is read and dropped (for at
+# most this long) before the 413 is sent. A server that answers and closes
+# while the client still sends makes the client's kernel discard the answer
+# with a reset: the client would see a broken connection instead of the 413.
+DISCARD_LIMIT = 1024 * 1024
+DISCARD_TIMEOUT = 1.0
+
+
+async def _discard(chunks: AsyncIterator[bytes]) -> None:
+    dropped = 0
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(DISCARD_TIMEOUT):
+            async for chunk in chunks:
+                dropped += len(chunk)
+                if dropped > DISCARD_LIMIT:
+                    return
 
 
 class Request:
@@ -291,9 +311,11 @@ class Request:
         self.check_declared_size()
         limit = self.max_body_size
         seen = 0
-        async for chunk in self._chunks():
+        chunks = self._chunks()
+        async for chunk in chunks:
             seen += len(chunk)
             if seen > limit:
+                await _discard(chunks)
                 raise PayloadTooLarge(
                     detail=f"The body is over this service's limit of {limit} bytes."
                 )

@@ -27,6 +27,11 @@ def _decode_headers(raw: list[tuple[bytes, bytes]]) -> Callable[[], list[tuple[s
     return lambda: [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw]
 
 
+# what an answered request's unread body may still cost: see _Body.drain
+_DRAIN_LIMIT = 1024 * 1024
+_DRAIN_TIMEOUT = 1.0
+
+
 class _Body:
     """The request body's `receive` side; `done` once nothing more can come."""
 
@@ -48,6 +53,25 @@ class _Body:
             if not message.get("more_body", False):
                 self.done = True
                 return
+
+    async def drain(self, limit: int = _DRAIN_LIMIT, timeout: float = _DRAIN_TIMEOUT) -> None:
+        """Read and drop what is left of the body, within bounds.
+
+        An app that answers before reading the whole body (a 413, say) would
+        otherwise leave the rest unread; a server that answers and closes
+        while the client still sends can make the client's kernel discard the
+        answer with a reset. Reading a bounded remainder first lets the
+        client see the answer.
+        """
+        dropped = 0
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(timeout):
+                while not self.done and dropped <= limit:
+                    message = await self.receive()
+                    if message["type"] == "http.disconnect":
+                        return
+                    dropped += len(message.get("body", b""))
+                    self.done = not message.get("more_body", False)
 
 
 def _may_have_body(scope: Scope) -> bool:
@@ -106,6 +130,8 @@ class ASGIAdapter:
             raw_path=scope.get("raw_path"),
         )
         response = await (self._handle or self._compose())(request)
+        if not body.done and not isinstance(response, StreamingResponse):
+            await body.drain()
         start = {"type": "http.response.start", "status": response.status}
         start["headers"] = _encode_headers(response)
         await send(start)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator
@@ -21,15 +22,19 @@ logger = logging.getLogger("shoal")
 _UNREADABLE = "The request body could not be read (broken framing, or the client went away)."
 
 
-async def _read_body(proto: Any, scope: Any) -> AsyncIterator[bytes]:
+async def _read_body(request: _RSGIRequest) -> AsyncIterator[bytes]:
     # With a Content-Length (already checked against the limit), one native
     # call reads the body and raises if the client breaks off. A chunked body
     # is iterated so that the limit applies as it streams in; granian's
     # iterator ends a body with one empty chunk and, when the framing breaks,
     # yields a second one instead of raising: that second one is the error.
+    proto: Any = request._stream
+    scope = request._connection
     try:
         if scope.headers.get("content-length") is not None:
-            yield await proto()
+            body = await proto()
+            request._finished = True
+            yield body
             return
         ended = False
         async for chunk in proto:
@@ -39,10 +44,32 @@ async def _read_body(proto: Any, scope: Any) -> AsyncIterator[bytes]:
                 yield chunk
             else:
                 ended = True
+        request._finished = True
     except BadRequest:
+        request._finished = True
         raise
     except Exception as exc:  # granian's RSGIProtocolError / RSGIProtocolClosed
+        request._finished = True
         raise BadRequest(detail=_UNREADABLE) from exc
+
+
+async def _drain(proto: Any) -> None:
+    # An answer ready before the body was read (a 413, or a handler that
+    # never reads it): read and drop a bounded remainder first. Answering and
+    # closing while the client still sends makes its kernel discard the
+    # answer with a reset, so the client would never see the 413.
+    dropped = 0
+    with contextlib.suppress(Exception):
+        async with asyncio.timeout(_DRAIN_TIMEOUT):
+            async for chunk in proto:
+                dropped += len(chunk)
+                if not chunk or dropped > _DRAIN_LIMIT:
+                    return
+
+
+_DRAIN_LIMIT = 1024 * 1024
+_DRAIN_TIMEOUT = 1.0
+_BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class _RSGIRequest(Request):
@@ -52,7 +79,8 @@ class _RSGIRequest(Request):
     body are fetched from the scope and protocol only when asked for.
     """
 
-    __slots__ = ()
+    __slots__ = ("_finished",)
+    _finished: bool
 
     def __init__(self, scope: Any, proto: Any, app: App) -> None:
         self.method = scope.method
@@ -71,7 +99,7 @@ class _RSGIRequest(Request):
         return client
 
     def _chunks(self) -> AsyncIterator[bytes]:
-        return _read_body(self._stream, self._connection)
+        return _read_body(self)
 
 
 class RSGIAdapter:
@@ -108,4 +136,6 @@ class RSGIAdapter:
             transport = proto.response_stream(response.status, response.headers)
             await response.send_to(transport.send_bytes)
             return
+        if request.method not in _BODYLESS and not hasattr(request, "_finished"):
+            await _drain(proto)
         proto.response_bytes(response.status, response.headers, response.body)

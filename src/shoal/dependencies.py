@@ -1,0 +1,547 @@
+"""Dependency injection: providers registered on the app, resolved by type.
+
+```python
+@app.provide(scope="app")                  # created at startup, closed at shutdown
+async def pool(settings: Settings) -> AsyncIterator[Pool]:
+    async with open_pool(settings.dsn) as pool:
+        yield pool
+
+@app.provide                               # request scope: one per request, closed after it
+async def session(pool: Pool, request: Request) -> AsyncIterator[Session]:
+    async with pool.session() as session:
+        yield session
+
+@app.get("/users/{user_id:int}")
+async def get_user(user_id: int, session: Session) -> User: ...
+```
+
+Rules (each decided here and nowhere else):
+
+- A provider is a function (sync or async, plain or generator). It provides
+  the type its return annotation names (`AsyncIterator[T]`, `Iterator[T]` and
+  `Awaitable[T]` give `T`), or `provides=` when given. One provider per type.
+  A parameter annotated `Annotated[T, Depends(fn)]` names its provider
+  instead; an `fn` not registered becomes a request-scoped provider.
+- Handlers and providers receive a provider's value by declaring a parameter
+  of its type. Providers may take other providers and, in request scope, the
+  `Request`. Register providers before the routes that use them.
+- **App scope**: every app-scoped provider runs once at startup, after the
+  resources given to `app.use()`, in dependency order; generators are closed
+  at shutdown, in reverse order. A resource is an app-scoped provider of its
+  own type whose value is the resource itself.
+- **Request scope**: created the first time a request needs it, shared by
+  every parameter of that request that asks for it, and closed once the
+  handler's result has been turned into a response (the handler's exception,
+  if any, is thrown into generator providers so they can roll back). Plain
+  `def` providers run in the app's thread pool, like `def` handlers.
+- The graph is checked at startup: a missing dependency, a cycle, or an
+  app-scoped provider that needs a request-scoped one is a
+  `ConfigurationError` and the app does not start.
+- `app.override(target, replacement)` swaps a provider (named by its
+  function, its type, or a resource) for another callable at the next
+  startup, without touching handlers; used as a context manager it is undone
+  on exit. Overridden resources are not opened.
+- Outside a request, `await app.call(fn, *args)` runs `fn` with its
+  dependencies resolved (request-scoped ones are created for that call and
+  closed after it); `app.inject(fn)` wraps `fn` so every call does that.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import inspect
+import typing
+from collections import abc
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from .errors import ConfigurationError
+from .handlers import HandlerPlan, ParamInfo, Resolver
+from .requests import Request
+
+if TYPE_CHECKING:
+    from .app import App
+
+__all__ = ["Container", "Depends", "Override", "Provider", "RequestScope"]
+
+Scope = Literal["app", "request"]
+F = TypeVar("F", bound=Callable[..., Any])
+
+_REQUEST: Any = object()  # a dependency on the Request itself
+_UNWRAP = {
+    abc.AsyncIterator,
+    abc.AsyncGenerator,
+    abc.Iterator,
+    abc.Generator,
+    abc.Awaitable,
+    abc.Coroutine,
+}
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Depends:
+    """Marks a parameter as provided by `provider`: `Annotated[User, Depends(current_user)]`."""
+
+    provider: Callable[..., Any]
+
+
+@dataclasses.dataclass(eq=False, slots=True)
+class Provider:
+    """One registered provider: the callable, its scope and the type it provides.
+
+    `resource` providers stand for an object given to `app.use()`: their
+    value is the object itself, opened and closed by the app.
+    """
+
+    func: Any
+    scope: Scope
+    provides: Any = None
+    kind: str = "call"  # call | resource | value
+    deps: list[tuple[str, Any]] = dataclasses.field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        if self.kind == "resource":
+            return f"resource {type(self.func).__name__}"
+        return getattr(self.func, "__qualname__", repr(self.func))
+
+
+def provided_type(func: Callable[..., Any]) -> Any:
+    """The type a provider function provides, from its return annotation (None if unknown)."""
+    try:
+        annotation = typing.get_type_hints(func).get("return")
+    except Exception:
+        return None
+    origin = typing.get_origin(annotation)
+    if origin in _UNWRAP:
+        args = typing.get_args(annotation)
+        annotation = args[-1] if origin is abc.Coroutine else args[0]
+    return annotation
+
+
+class Injected:
+    """The resolver for a parameter whose value comes from a provider.
+
+    Bound at startup: app-scoped values become constants; request-scoped ones
+    are resolved by the plan through a `RequestScope`.
+    """
+
+    __slots__ = ("name", "location", "target", "provider", "value", "needs_body", "is_async")
+
+    def __init__(self, name: str, target: Provider) -> None:
+        self.name = name
+        self.location = "dependency"
+        self.target = target
+        self.provider: Provider | None = None
+        self.value: Any = None
+        self.needs_body = False
+        self.is_async = False
+
+    def __call__(self, request: Request) -> Any:
+        if self.provider is None:
+            raise ConfigurationError(
+                f"{self.name!r} comes from a provider, and providers exist only once the app "
+                "has started: use `with TestClient(app)` or serve the app"
+            )
+        return self.value
+
+
+def dependency_source(param: ParamInfo, app: App) -> Resolver | None:
+    """Claims parameters marked `Depends(fn)` or typed as a provided type or resource."""
+    from .params import Body, Header, Query, marker
+
+    provider = app.container.lookup(param.annotation)
+    if provider is None or any(marker(param, kind) for kind in (Query, Header, Body)):
+        return None
+    return Injected(param.name, provider)
+
+
+class RequestScope:
+    """The request-scoped values of one request (or one `app.call`), and their cleanup."""
+
+    __slots__ = ("container", "request", "cache", "stack")
+
+    def __init__(self, container: Container, request: Request | None) -> None:
+        self.container = container
+        self.request = request
+        self.cache: dict[Provider, Any] = {}
+        self.stack: AsyncExitStack | None = None
+
+    async def get(self, provider: Provider) -> Any:
+        """The value of `provider` (an effective, bound provider) in this scope."""
+        if provider.scope == "app":
+            return self.container.app_values[provider]
+        try:
+            return self.cache[provider]
+        except KeyError:
+            pass
+        kwargs: dict[str, Any] = {}
+        for name, dep in provider.deps:
+            if dep is _REQUEST:
+                if self.request is None:
+                    raise ConfigurationError(
+                        f"provider {provider.name} needs the Request, and there is none outside "
+                        "a request (app.call)"
+                    )
+                kwargs[name] = self.request
+            else:
+                kwargs[name] = await self.get(dep)
+        value = await self._create(provider, kwargs)
+        self.cache[provider] = value
+        return value
+
+    async def _create(self, provider: Provider, kwargs: dict[str, Any]) -> Any:
+        func = provider.func
+        if provider.kind == "value":
+            return func
+        if inspect.isasyncgenfunction(func):
+            if self.stack is None:
+                self.stack = AsyncExitStack()
+            return await self.stack.enter_async_context(
+                contextlib.asynccontextmanager(func)(**kwargs)
+            )
+        if inspect.isgeneratorfunction(func):
+            if self.stack is None:
+                self.stack = AsyncExitStack()
+            manager = contextlib.contextmanager(func)(**kwargs)
+            pool = self.container.app.thread_pool
+            value = await pool.run(manager.__enter__)
+
+            async def leave(
+                exc_type: type[BaseException] | None,
+                exc: BaseException | None,
+                tb: TracebackType | None,
+            ) -> bool | None:
+                return await pool.run(manager.__exit__, exc_type, exc, tb)
+
+            self.stack.push_async_exit(leave)
+            return value
+        if _is_async_callable(func):
+            return await func(**kwargs)
+        return await self.container.app.thread_pool.run(func, **kwargs)
+
+    async def aclose(self, exc: BaseException | None = None) -> None:
+        """Close the generator providers, newest first; `exc` is thrown into them."""
+        stack, self.stack = self.stack, None
+        if stack is None:
+            return
+        if exc is None:
+            await stack.aclose()
+        else:
+            await stack.__aexit__(type(exc), exc, exc.__traceback__)
+
+
+def _is_async_callable(func: Any) -> bool:
+    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
+        getattr(func, "__call__", None)  # noqa: B004
+    )
+
+
+class Override:
+    """An override in force; `with app.override(...):` undoes it on exit."""
+
+    def __init__(self, container: Container, target: Provider, previous: Provider | None) -> None:
+        self._container = container
+        self._target = target
+        self._previous = previous
+
+    def undo(self) -> None:
+        """Put back what was in force before this override."""
+        self._container._check_stopped("remove an override")
+        if self._previous is None:
+            self._container.overrides.pop(self._target, None)
+        else:
+            self._container.overrides[self._target] = self._previous
+
+    def __enter__(self) -> Override:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.undo()
+
+
+class Container:
+    """An app's providers, overrides and app-scoped values (`app.container`)."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.providers: list[Provider] = []
+        self.by_type: dict[Any, Provider] = {}
+        self.by_func: dict[Any, Provider] = {}
+        self.overrides: dict[Provider, Provider] = {}
+        self.app_values: dict[Provider, Any] = {}
+        self._resources: dict[int, Provider] = {}
+        self._calls: dict[Any, list[tuple[str, Provider]]] = {}
+        self._running = False
+
+    # -- registration -------------------------------------------------------
+
+    def provide(
+        self, func: Callable[..., Any], *, scope: Scope = "request", provides: Any = None
+    ) -> Provider:
+        """Register `func` as the provider of `provides` (default: its return type)."""
+        self._check_stopped("add a provider")
+        if scope not in ("app", "request"):
+            raise ConfigurationError(f"provider scope must be 'app' or 'request', not {scope!r}")
+        if func in self.by_func:
+            raise ConfigurationError(f"{_name(func)} is already a provider")
+        provides = provides if provides is not None else provided_type(func)
+        if provides is not None and provides in self.by_type:
+            raise ConfigurationError(
+                f"{_name(func)} provides {_type_name(provides)}, which "
+                f"{self.by_type[provides].name} already provides"
+            )
+        provider = Provider(func, scope, provides)
+        self.providers.append(provider)
+        self.by_func[func] = provider
+        if provides is not None:
+            self.by_type[provides] = provider
+        return provider
+
+    def lookup(self, annotation: Any) -> Provider | None:
+        """The provider a parameter of this annotation receives, or None."""
+        from .params import split_annotated
+
+        base, metadata = split_annotated(annotation)
+        for item in metadata:
+            if isinstance(item, Depends):
+                found = self.by_func.get(item.provider)
+                return found if found is not None else self.provide(item.provider)
+        try:
+            found = self.by_type.get(base)
+        except TypeError:  # unhashable annotation
+            return None
+        if found is not None:
+            return found
+        if isinstance(base, type):
+            for resource in self.app.resources:
+                if isinstance(resource, base):
+                    return self._resource(resource)
+        return None
+
+    def _resource(self, resource: Any) -> Provider:
+        provider = self._resources.get(id(resource))
+        if provider is None:
+            provider = Provider(resource, "app", type(resource), kind="resource")
+            self._resources[id(resource)] = provider
+        return provider
+
+    def _target(self, target: Any) -> Provider:
+        if isinstance(target, Provider):
+            return target
+        found = self.by_func.get(target) if _hashable(target) else None
+        if found is None:
+            found = self.lookup(target) if isinstance(target, type) else None
+        if found is None and any(target is r for r in self.app.resources):
+            found = self._resource(target)
+        if found is None:
+            raise ConfigurationError(f"{_name(target)} is not a registered provider or resource")
+        return found
+
+    def override(self, target: Any, replacement: Any, *, scope: Scope | None = None) -> Override:
+        """Use `replacement` (a callable, or a plain value) wherever `target` is injected."""
+        self._check_stopped("override a provider")
+        original = self._target(target)
+        if callable(replacement):
+            new = Provider(replacement, scope or original.scope, original.provides)
+        else:
+            new = Provider(replacement, "app", original.provides, kind="value")
+        previous = self.overrides.get(original)
+        self.overrides[original] = new
+        return Override(self, original, previous)
+
+    def _check_stopped(self, what: str) -> None:
+        if self._running:
+            raise ConfigurationError(f"cannot {what} while the app is running")
+
+    def effective(self, provider: Provider) -> Provider:
+        """`provider`, or what overrides it."""
+        return self.overrides.get(provider, provider)
+
+    # -- startup ------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def open(self) -> AsyncIterator[None]:
+        """Open resources and app-scoped providers; bind every handler plan; undo on exit."""
+        analysed: set[Provider] = set()
+        while pending := [p for p in self._graph() if p not in analysed]:
+            for provider in pending:  # analysing may register implicit Depends() providers
+                self._analyse(provider)
+                analysed.add(provider)
+        self._check_cycles()
+        async with AsyncExitStack() as stack:
+            self._running = True
+            stack.callback(self._stopped)
+            for resource in self.app.resources:
+                provider = self._resource(resource)
+                if provider in self.overrides:
+                    continue
+                await stack.enter_async_context(resource)
+                self.app_values[provider] = resource
+            scope = RequestScope(self, None)
+            scope.stack = stack
+
+            async def create(provider: Provider) -> Any:
+                if provider not in self.app_values:
+                    kwargs = {name: await create(dep) for name, dep in provider.deps}
+                    self.app_values[provider] = await scope._create(provider, kwargs)
+                return self.app_values[provider]
+
+            for provider in self._graph():
+                if provider.scope == "app":
+                    await create(provider)
+            for endpoint in self.app.endpoints:
+                self.bind(endpoint.plan)
+            yield
+
+    def _stopped(self) -> None:
+        self._running = False
+        self.app_values.clear()
+        self._calls.clear()
+
+    def _graph(self) -> list[Provider]:
+        """Every effective provider, registration order (resources first)."""
+        seen: dict[Provider, None] = {}
+        originals = [self._resource(r) for r in self.app.resources] + self.providers
+        for provider in originals:
+            seen[self.effective(provider)] = None
+        return list(seen)
+
+    def _analyse(self, provider: Provider) -> None:
+        """Work out what `provider` depends on, checking that each exists."""
+        provider.deps = []
+        if provider.kind != "call":
+            return
+        func = provider.func
+        target = func.__init__ if isinstance(func, type) else func  # type: ignore[misc]
+        try:
+            signature = inspect.signature(func)
+            hints = typing.get_type_hints(target, include_extras=True)
+        except (TypeError, NameError, ValueError) as exc:
+            raise ConfigurationError(f"cannot inspect provider {provider.name}: {exc}") from exc
+        for parameter in signature.parameters.values():
+            annotation = hints.get(parameter.name, inspect.Parameter.empty)
+            if annotation is Request:
+                if provider.scope == "app":
+                    raise ConfigurationError(
+                        f"app-scoped provider {provider.name} cannot take the Request"
+                    )
+                provider.deps.append((parameter.name, _REQUEST))
+                continue
+            dep = self.lookup(annotation) if annotation is not inspect.Parameter.empty else None
+            if dep is None:
+                if parameter.default is not inspect.Parameter.empty:
+                    continue
+                raise ConfigurationError(
+                    f"provider {provider.name}: no provider gives parameter {parameter.name!r}"
+                    + (
+                        f" ({_type_name(annotation)})"
+                        if annotation is not inspect.Parameter.empty
+                        else " (it has no annotation)"
+                    )
+                )
+            dep = self.effective(dep)
+            if provider.scope == "app" and dep.scope == "request":
+                raise ConfigurationError(
+                    f"app-scoped provider {provider.name} cannot depend on request-scoped "
+                    f"provider {dep.name}"
+                )
+            provider.deps.append((parameter.name, dep))
+
+    def _check_cycles(self) -> None:
+        done: set[Provider] = set()
+
+        def visit(provider: Provider, path: list[Provider]) -> None:
+            if provider in done:
+                return
+            if provider in path:
+                cycle = [*path[path.index(provider) :], provider]
+                raise ConfigurationError(
+                    "providers depend on each other in a cycle: "
+                    + " -> ".join(p.name for p in cycle)
+                )
+            for _, dep in provider.deps:
+                if dep is not _REQUEST:
+                    visit(dep, [*path, provider])
+            done.add(provider)
+
+        for provider in self._graph():
+            visit(provider, [])
+
+    def bind(self, plan: HandlerPlan) -> None:
+        """Point the plan's injected parameters at their effective providers."""
+        for resolver in plan.resolvers:
+            if isinstance(resolver, Injected):
+                provider = self.effective(resolver.target)
+                resolver.provider = provider
+                if provider.scope == "app":
+                    resolver.value = self.app_values[provider]
+        plan.rebind()
+
+    # -- outside requests ---------------------------------------------------
+
+    async def call(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        """Call `func` with its providers resolved; see the module docs."""
+        if not self._running:
+            raise ConfigurationError("app.call() needs a started app (startup() first)")
+        injections = self._calls.get(func)
+        if injections is None:
+            injections = self._injections(func)
+            self._calls[func] = injections
+        scope = RequestScope(self, None)
+        try:
+            bound = inspect.signature(func).bind_partial(*args, **kwargs).arguments
+            for name, provider in injections:
+                if name not in bound:
+                    kwargs[name] = await scope.get(provider)
+            if _is_async_callable(func):
+                result = await func(*args, **kwargs)
+            else:
+                result = await self.app.thread_pool.run(func, *args, **kwargs)
+        except BaseException as exc:
+            await scope.aclose(exc)
+            raise
+        await scope.aclose()
+        return result
+
+    def _injections(self, func: Callable[..., Any]) -> list[tuple[str, Provider]]:
+        hints = typing.get_type_hints(func, include_extras=True)
+        found: list[tuple[str, Provider]] = []
+        for name in inspect.signature(func).parameters:
+            annotation = hints.get(name)
+            if annotation is None:
+                continue
+            provider = self.lookup(annotation)
+            if provider is not None:
+                provider = self.effective(provider)
+                found.append((name, provider))
+        return found
+
+    def inject(self, func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
+        """Wrap `func` so each call resolves its providers (an async function)."""
+
+        @functools.wraps(func)
+        async def injected(*args: Any, **kwargs: Any) -> Any:
+            return await self.call(func, *args, **kwargs)
+
+        return injected
+
+
+def _hashable(value: Any) -> bool:
+    try:
+        hash(value)
+    except TypeError:
+        return False
+    return True
+
+
+def _name(value: Any) -> str:
+    return getattr(value, "__qualname__", None) or repr(value)
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__qualname__", None) or repr(annotation)

@@ -1,0 +1,248 @@
+"""The OpenAPI 3.1 document of an app, built from its routes' call plans.
+
+Every schema comes from msgspec (`msgspec.json.schema_components`), so the
+document says exactly what the validators accept and the encoders send:
+
+- path, query and header parameters from the plan's resolvers, typed by
+  their annotations (path converters when unannotated); `required` unless
+  the parameter has a default;
+- the request body from the body parameter's type;
+- the success response from the return annotation, with the route's
+  `status` option (default 200; 204 for `-> None`);
+- `422` (a `ValidationProblem`) for every operation that validates input,
+  each entry of the route's `responses` option (`{404: "No such user"}`), and
+  a `default` problem+json response, since every error shoal sends is one;
+- the handler's docstring: its first line is the summary, the rest the
+  description. Route options `summary`, `description`, `tags`,
+  `operation_id`, `deprecated` override; `include_in_schema=False` hides a
+  route. `HEAD` and automatic `OPTIONS` are not listed.
+"""
+
+from __future__ import annotations
+
+import inspect
+import re
+import typing
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from ..handlers import _is_plain
+from ..params import Body as BodyMarker
+from ..params import Header as HeaderMarker
+from ..params import Query as QueryMarker
+from ..params import _keep_meta, split_annotated, without_none
+from ..responses import Response
+from ..routing import compile_template
+
+if TYPE_CHECKING:
+    from ..app import App, Endpoint
+
+__all__ = ["FieldError", "Problem", "ValidationProblem", "openapi_schema"]
+
+REF = "#/components/schemas/{name}"
+PROBLEM_JSON = "application/problem+json"
+_CONVERTER_IN_PATH = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*):[a-z]+}")
+
+
+class Problem(msgspec.Struct):
+    """An RFC 9457 problem document: every error response shoal sends."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+
+
+class FieldError(msgspec.Struct):
+    """One invalid field: where it is (`["query", "limit"]`, `["body", "email"]`) and why."""
+
+    loc: list[str | int]
+    msg: str
+
+
+class ValidationProblem(msgspec.Struct):
+    """A 422 problem document listing every invalid field."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldError]
+
+
+class _Schemas:
+    """Collects annotations, then asks msgspec for all their schemas at once."""
+
+    def __init__(self) -> None:
+        self.types: list[Any] = [Problem, ValidationProblem]
+        self.slots: list[tuple[dict[str, Any], str]] = []
+
+    def put(self, target: dict[str, Any], key: str, annotation: Any) -> None:
+        """Set `target[key]` to the schema of `annotation`, once all are known."""
+        self.slots.append((target, key))
+        self.types.append(annotation)
+
+    def resolve(self) -> dict[str, Any]:
+        schemas, components = msgspec.json.schema_components(self.types, ref_template=REF)
+        for (target, key), schema in zip(self.slots, schemas[2:], strict=True):
+            target[key] = schema
+        return components
+
+
+def _content(media_type: str, schemas: _Schemas, annotation: Any) -> dict[str, Any]:
+    media: dict[str, Any] = {}
+    schemas.put(media, "schema", annotation)
+    return {media_type: media}
+
+
+def _problem(description: str, name: str = "Problem") -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {PROBLEM_JSON: {"schema": {"$ref": REF.format(name=name)}}},
+    }
+
+
+def _parameters_and_body(endpoint: Endpoint, schemas: _Schemas, operation: dict[str, Any]) -> bool:
+    """Fill `parameters` and `requestBody`; True when the operation validates input."""
+    handler = endpoint.handler
+    hints = typing.get_type_hints(handler, include_extras=True)
+    names = list(inspect.signature(handler).parameters)
+    route_params, _, _ = compile_template(endpoint.template)
+    parameters: list[dict[str, Any]] = []
+    validates = False
+    for name, resolver in zip(names, endpoint.plan.resolvers, strict=True):
+        annotation = hints.get(name, inspect.Parameter.empty)
+        location = resolver.location
+        if location in ("query", "header", "path"):
+            validates = True
+            base = split_annotated(annotation)[0]
+            if location == "path" and base in (inspect.Parameter.empty, Any):
+                annotation = route_params[name].type
+            schema_type = _keep_meta(annotation, without_none(base)[0])
+            param: dict[str, Any] = {
+                "name": getattr(resolver, "public", name),
+                "in": location,
+                "required": location == "path" or bool(getattr(resolver, "required", True)),
+            }
+            found = marker_of(annotation)
+            if found is not None and found.description:
+                param["description"] = found.description
+            schemas.put(param, "schema", schema_type)
+            parameters.append(param)
+        elif location == "body":
+            validates = True
+            body: dict[str, Any] = {
+                "required": bool(getattr(resolver, "required", True)),
+                "content": _content("application/json", schemas, without_none(annotation)[0]),
+            }
+            found = marker_of(annotation)
+            if found is not None and found.description:
+                body["description"] = found.description
+            operation["requestBody"] = body
+    if parameters:
+        operation["parameters"] = parameters
+    return validates
+
+
+def marker_of(annotation: Any) -> Any:
+    """The Query/Header/Body marker in an `Annotated` annotation, or None."""
+    for item in split_annotated(annotation)[1]:
+        if isinstance(item, QueryMarker | HeaderMarker | BodyMarker):
+            return item
+    return None
+
+
+def _phrase(code: int) -> str:
+    try:
+        return HTTPStatus(code).phrase
+    except ValueError:
+        return "Success"
+
+
+def _success(endpoint: Endpoint, schemas: _Schemas) -> dict[str, Any]:
+    hints = typing.get_type_hints(endpoint.handler)
+    annotation = hints.get("return", inspect.Parameter.empty)
+    encoder = endpoint.plan.encoder
+    code = int(endpoint.options.get("status", encoder.status if encoder else 200))
+    status, phrase = str(code), _phrase(code)
+    if annotation is None or annotation is type(None):
+        return {"204": {"description": "No Content"}}
+    if annotation is inspect.Parameter.empty or (
+        isinstance(annotation, type) and issubclass(annotation, Response)
+    ):
+        return {status: {"description": phrase}}
+    inner, nullable = without_none(annotation)
+    responses: dict[str, Any] = {}
+    if _is_plain(inner) and inner in (Any, object):
+        responses[status] = {"description": phrase, "content": {"application/json": {}}}
+    else:
+        responses[status] = {
+            "description": phrase,
+            "content": _content("application/json", schemas, inner),
+        }
+    if nullable:
+        responses["204"] = {"description": "No Content"}
+    return responses
+
+
+def _operation(
+    endpoint: Endpoint, method: str, schemas: _Schemas, operation_ids: set[str]
+) -> dict[str, Any]:
+    options = endpoint.options
+    operation: dict[str, Any] = {}
+    doc = inspect.getdoc(endpoint.handler) or ""
+    first, _, rest = doc.partition("\n")
+    summary = options.get("summary") or first.strip()
+    description = options.get("description") or rest.strip()
+    if summary:
+        operation["summary"] = summary
+    if description:
+        operation["description"] = description
+    if options.get("tags"):
+        operation["tags"] = list(options["tags"])
+    base_id = str(options.get("operation_id") or getattr(endpoint.handler, "__name__", "op"))
+    if len(endpoint.methods) > 1:
+        base_id = f"{base_id}_{method.lower()}"
+    operation_id, n = base_id, 1
+    while operation_id in operation_ids:
+        n += 1
+        operation_id = f"{base_id}_{n}"
+    operation_ids.add(operation_id)
+    operation["operationId"] = operation_id
+    if options.get("deprecated"):
+        operation["deprecated"] = True
+    validates = _parameters_and_body(endpoint, schemas, operation)
+    responses = _success(endpoint, schemas)
+    for status, text in sorted((options.get("responses") or {}).items(), key=lambda i: str(i[0])):
+        responses[str(status)] = _problem(str(text))
+    if validates:
+        responses["422"] = _problem("Some values in the request are invalid", "ValidationProblem")
+    responses["default"] = _problem("An error, as an RFC 9457 problem document")
+    operation["responses"] = responses
+    return operation
+
+
+def openapi_schema(app: App) -> dict[str, Any]:
+    """The OpenAPI 3.1 document for `app` (see the module docs for what goes where)."""
+    schemas = _Schemas()
+    paths: dict[str, dict[str, Any]] = {}
+    operation_ids: set[str] = set()
+    for endpoint in app.endpoints:
+        if not endpoint.options.get("include_in_schema", True):
+            continue
+        path = _CONVERTER_IN_PATH.sub(r"{\1}", endpoint.template)
+        item = paths.setdefault(path, {})
+        for method in endpoint.methods:
+            if method in ("HEAD", "OPTIONS"):
+                continue
+            item[method.lower()] = _operation(endpoint, method, schemas, operation_ids)
+    components = schemas.resolve()
+    info: dict[str, Any] = {"title": app.title, "version": app.version}
+    return {
+        "openapi": "3.1.0",
+        "info": info,
+        "paths": paths,
+        "components": {"schemas": components},
+    }

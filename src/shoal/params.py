@@ -1,0 +1,420 @@
+"""Where typed handler parameters come from: the query string, headers and the JSON body.
+
+```python
+@app.post("/users/{team}/members")
+async def add_member(
+    team: str,                                   # path
+    payload: NewUser,                            # JSON body (a Struct or dataclass)
+    notify: bool = False,                        # query: ?notify=true
+    tags: list[str] | None = None,               # query, repeatable: ?tags=a&tags=b
+    token: Annotated[str, Header("X-Token")],    # header
+) -> User: ...
+```
+
+Rules (decided here, at registration, never per request):
+
+- A scalar (`str`, `int`, `float`, `bool`, `UUID`, dates, `Decimal`, enums,
+  `Literal`, any of them constrained with `msgspec.Meta`) or a list, tuple or
+  set of scalars, optionally `| None`, that is not a path parameter is read
+  from the query string. `Query("name")` renames it or forces the query.
+- `Header("X-Name")` reads a header (the name defaults to the parameter's,
+  with `_` as `-`); headers are matched without regard to case.
+- A msgspec `Struct`, a dataclass or a `TypedDict` is the JSON body, decoded
+  by a decoder built once per handler; `Body()` forces the body for any type.
+  A handler has at most one body parameter.
+- A parameter without a default is required. A missing or invalid value is
+  an `Invalid` for its location; the plan collects every one into a single
+  422 problem response.
+
+Query and header strings are converted by specialised functions for `str`,
+`int`, `float` and `bool`, and by msgspec (`strict=False`) for everything
+else, through a one-field Struct built once so msgspec caches the type.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import decimal
+import enum
+import re
+import types
+import typing
+import uuid
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+import msgspec
+
+from .errors import HTTPError
+from .handlers import Invalid, ParamInfo, Resolver
+
+if TYPE_CHECKING:
+    from .app import App
+    from .requests import Request
+
+__all__ = ["Body", "Header", "Query"]
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Query:
+    """Marks a parameter as read from the query string, optionally under another `alias`."""
+
+    alias: str | None = None
+    description: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Header:
+    """Marks a parameter as read from a request header (`Header("X-Token")`).
+
+    Without an alias the header's name is the parameter's, `_` written `-`.
+    """
+
+    alias: str | None = None
+    description: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Body:
+    """Marks a parameter as the JSON request body, whatever its type."""
+
+    description: str | None = None
+
+
+# -- annotations ---------------------------------------------------------------
+
+_SCALARS: tuple[type, ...] = (
+    str,
+    int,
+    float,
+    bool,
+    bytes,
+    uuid.UUID,
+    datetime.datetime,
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+    decimal.Decimal,
+)
+_SEQUENCES: tuple[Any, ...] = (list, tuple, set, frozenset)
+_MISSING: Any = object()
+
+
+def split_annotated(annotation: Any) -> tuple[Any, tuple[Any, ...]]:
+    """`Annotated[T, a, b]` → `(T, (a, b))`; anything else → `(annotation, ())`."""
+    if typing.get_origin(annotation) is Annotated:
+        return annotation.__origin__, annotation.__metadata__
+    return annotation, ()
+
+
+def marker(param: ParamInfo, kind: type) -> Any:
+    """The first `kind` instance in the parameter's `Annotated` metadata, or None."""
+    for item in split_annotated(param.annotation)[1]:
+        if isinstance(item, kind):
+            return item
+    return None
+
+
+def without_none(annotation: Any) -> tuple[Any, bool]:
+    """`T | None` → `(T, True)`; anything else → `(annotation, False)`."""
+    origin = typing.get_origin(annotation)
+    if origin is typing.Union or origin is types.UnionType:
+        args = [a for a in typing.get_args(annotation) if a is not type(None)]
+        if len(args) < len(typing.get_args(annotation)):
+            inner = args[0] if len(args) == 1 else typing.Union[tuple(args)]  # noqa: UP007
+            return inner, True
+    return annotation, False
+
+
+def is_scalar(annotation: Any) -> bool:
+    """True for the types a single query or header string converts to."""
+    annotation = split_annotated(annotation)[0]
+    annotation, _ = without_none(annotation)
+    if typing.get_origin(annotation) is Literal:
+        return True
+    return isinstance(annotation, type) and issubclass(annotation, (*_SCALARS, enum.Enum))
+
+
+def sequence_item(annotation: Any) -> Any:
+    """The item type of `list[T]`, `tuple[T, ...]`, `set[T]` of scalars, else `_MISSING`."""
+    annotation = without_none(split_annotated(annotation)[0])[0]
+    origin = typing.get_origin(annotation)
+    if origin not in _SEQUENCES:
+        return _MISSING
+    args = typing.get_args(annotation)
+    if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
+        return _MISSING
+    return args[0] if args and is_scalar(args[0]) else _MISSING
+
+
+def is_body_type(annotation: Any) -> bool:
+    """True for a msgspec `Struct`, a dataclass or a `TypedDict` (optionally `| None`)."""
+    annotation = without_none(split_annotated(annotation)[0])[0]
+    if not isinstance(annotation, type):
+        return False
+    return (
+        issubclass(annotation, msgspec.Struct)
+        or dataclasses.is_dataclass(annotation)
+        or typing.is_typeddict(annotation)
+    )
+
+
+# -- converters ------------------------------------------------------------------
+
+_BOOLS = {"true": True, "false": False, "1": True, "0": False}
+_AT_WRAPPER = re.compile(r" - at `\$\.v(.*)`$")
+
+
+def _as_int(text: str) -> int:
+    if text.isascii() and text.isdigit():
+        return int(text)
+    raise ValueError
+
+
+def _as_float(text: str) -> float:
+    value = float(text)
+    if "_" in text or not text.isascii():
+        raise ValueError
+    return value
+
+
+def _as_bool(text: str) -> bool:
+    return _BOOLS[text.lower()]
+
+
+def _message(exc: Exception, raw: Any, name: str) -> str:
+    """msgspec's message, made readable for strings that came from a URL or header."""
+    text = str(exc)
+    found = _AT_WRAPPER.search(text)
+    if found is not None:
+        where = found.group(1)
+        text = text[: found.start()] + (f" - at `{name}{where}`" if where else "")
+    if isinstance(raw, str) and "got `str`" in text:
+        shown = raw if len(raw) <= 40 else raw[:37] + "..."
+        text = text.replace("got `str`", f"got {shown!r}", 1)
+    return text
+
+
+def converter(annotation: Any, name: str) -> Callable[[Any], Any]:
+    """A function from the raw string (or list of strings) to `annotation`; raises `Invalid`.
+
+    `str`, `int`, `float` and `bool` get cheap specialised functions; other
+    types go through msgspec with a one-field Struct built here, once.
+    """
+    if annotation is str:
+        return _identity
+    if annotation in (list[str], typing.List[str]):  # noqa: UP006
+        return list
+    fast = {int: _as_int, float: _as_float, bool: _as_bool}.get(annotation)
+    wrapper = msgspec.defstruct("_Param", [("v", annotation)])
+
+    def slow(raw: Any) -> Any:
+        try:
+            value: Any = msgspec.convert({"v": raw}, wrapper, strict=False)
+            return value.v
+        except msgspec.ValidationError as exc:
+            raise Invalid(_message(exc, raw, name)) from None
+
+    if fast is None:
+        return slow
+
+    def convert(raw: Any) -> Any:
+        try:
+            return fast(raw)
+        except (ValueError, KeyError, AttributeError):
+            return slow(raw)  # msgspec decides, and words the error
+
+    return convert
+
+
+def _identity(raw: Any) -> Any:
+    return raw
+
+
+# -- resolvers -------------------------------------------------------------------
+
+
+def _copy_default(default: Any) -> Callable[[], Any]:
+    if isinstance(default, list | dict | set):
+        return lambda: default.copy()
+    return lambda: default
+
+
+class _Lookup:
+    """Reads one query parameter or header and converts it (see the module docs)."""
+
+    __slots__ = (
+        "name",
+        "location",
+        "key",
+        "public",
+        "convert",
+        "many",
+        "required",
+        "default",
+        "needs_body",
+        "is_async",
+    )
+
+    def __init__(self, param: ParamInfo, location: str, public: str) -> None:
+        self.name = param.name
+        self.location = location
+        self.public = public
+        self.key = public.lower() if location == "header" else public
+        self.many = sequence_item(param.annotation) is not _MISSING
+        # `int | None`: a present value must be an int; absence gives the default
+        inner = without_none(split_annotated(param.annotation)[0])[0]
+        self.convert = converter(_keep_meta(param.annotation, inner), public)
+        self.required = not param.has_default
+        self.default = _copy_default(param.default)
+        self.needs_body = False
+        self.is_async = False
+
+    def missing(self) -> Any:
+        if self.required:
+            raise Invalid("Field required")
+        return self.default()
+
+
+def _keep_meta(annotation: Any, base: Any) -> Any:
+    """`base` with the `msgspec.Meta` constraints of `annotation` kept."""
+    metas = tuple(m for m in split_annotated(annotation)[1] if isinstance(m, msgspec.Meta))
+    return Annotated[(base, *metas)] if metas else base
+
+
+class _QueryValue(_Lookup):
+    __slots__ = ()
+
+    def __call__(self, request: Request) -> Any:
+        values = request.query._index.get(self.key)
+        if values is None:
+            return self.missing()
+        return self.convert(values if self.many else values[0])
+
+
+class _HeaderValue(_Lookup):
+    __slots__ = ()
+
+    def __call__(self, request: Request) -> Any:
+        values = request.headers._index.get(self.key)
+        if values is None:
+            return self.missing()
+        return self.convert(values if self.many else values[0])
+
+
+def header_source(param: ParamInfo, app: App) -> Resolver | None:
+    """Claims parameters marked `Header(...)`."""
+    found = marker(param, Header)
+    if found is None:
+        return None
+    _check_simple(param, "header")
+    return _HeaderValue(param, "header", found.alias or param.name.replace("_", "-"))
+
+
+def query_source(param: ParamInfo, app: App) -> Resolver | None:
+    """Claims parameters marked `Query(...)`, and scalars and lists of scalars."""
+    found = marker(param, Query)
+    if found is None and not (
+        is_scalar(param.annotation) or sequence_item(param.annotation) is not _MISSING
+    ):
+        return None
+    _check_simple(param, "query")
+    return _QueryValue(param, "query", (found.alias if found else None) or param.name)
+
+
+def _check_simple(param: ParamInfo, where: str) -> None:
+    from .errors import ConfigurationError
+
+    if not (is_scalar(param.annotation) or sequence_item(param.annotation) is not _MISSING):
+        raise ConfigurationError(
+            f"handler {param.handler_name}: {where} parameter {param.name!r} must be a scalar "
+            "(str, int, float, bool, UUID, date, enum, Literal...) or a list of scalars, "
+            f"not {param.annotation!r}"
+        )
+
+
+# -- body ------------------------------------------------------------------------
+
+_JSON_TYPES = ("application/json", "+json")
+
+
+class _BodyValue:
+    """Decodes the JSON body with a decoder built once for the parameter's type."""
+
+    __slots__ = (
+        "name",
+        "decode",
+        "decode_lax",
+        "required",
+        "default",
+        "location",
+        "needs_body",
+        "is_async",
+    )
+
+    def __init__(self, param: ParamInfo, annotation: Any) -> None:
+        self.name = param.name
+        self.decode = msgspec.json.Decoder(annotation).decode
+        self.decode_lax = msgspec.json.Decoder(annotation, strict=False).decode
+        self.required = not param.has_default
+        self.default = param.default
+        self.location = "body"
+        self.needs_body = True
+        self.is_async = False
+
+    def __call__(self, request: Request) -> Any:
+        body = request._body
+        if not body:
+            if self.required:
+                raise Invalid("A JSON body is required", loc=["body"])
+            return self.default
+        content_type = request.headers.get("content-type")
+        if content_type is not None:
+            media = content_type.partition(";")[0].strip().lower()
+            if not media.endswith(_JSON_TYPES):
+                raise HTTPError(
+                    415, f"The body must be JSON (application/json), not {media or 'unset'}."
+                )
+        try:
+            return self.decode(body)
+        except msgspec.ValidationError as exc:
+            text = str(exc)
+            if _INTEGRAL_FLOAT.match(text):
+                # JSON has one number type: 13.0 is the integer 13 (as JSON Schema says)
+                with contextlib.suppress(msgspec.ValidationError):
+                    return self.decode_lax(body)
+            message, loc = _body_error(text)
+            raise Invalid(message, loc=loc) from None
+        except msgspec.DecodeError as exc:
+            from .errors import BadRequest
+
+            raise BadRequest(detail=f"Malformed JSON body: {exc}") from None
+
+
+_INTEGRAL_FLOAT = re.compile(r"Expected `int[^`]*`, got `float`")
+_JSON_PATH = re.compile(r"\.([^.\[]+)|\[(\d+)\]|\[\.\.\.\]")
+
+
+def _body_error(text: str) -> tuple[str, list[str | int]]:
+    """Split msgspec's `Expected ... - at `$.a[0].b`` into a message and a `loc`."""
+    message, sep, where = text.rpartition(" - at `")
+    if not sep:
+        return text, ["body"]
+    loc: list[str | int] = ["body"]
+    for found in _JSON_PATH.finditer(where.rstrip("`")[1:]):
+        if found.group(1) is not None:
+            loc.append(found.group(1))
+        elif found.group(2) is not None:
+            loc.append(int(found.group(2)))
+    return message, loc
+
+
+def body_source(param: ParamInfo, app: App) -> Resolver | None:
+    """Claims a parameter marked `Body()`, or typed as a Struct, dataclass or TypedDict."""
+    if marker(param, Body) is None and (
+        not is_body_type(param.annotation) or marker(param, Query) or marker(param, Header)
+    ):
+        return None
+    return _BodyValue(param, param.annotation)
