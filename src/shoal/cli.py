@@ -1,4 +1,4 @@
-"""The `shoal` command: `shoal run module:app`, `shoal routes module:app`."""
+"""The `shoal` command: `shoal run module:app`, `shoal routes module:app`, `shoal db migrate`."""
 
 from __future__ import annotations
 
@@ -147,6 +147,10 @@ def build_parser() -> argparse.ArgumentParser:
     routes = commands.add_parser("routes", help="print the route table")
     routes.add_argument("target", help="the app, as module:attribute")
     routes.set_defaults(func=_routes)
+
+    from .db.migrations import add_cli as add_db_commands
+
+    add_db_commands(commands)
     return parser
 
 
