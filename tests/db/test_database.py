@@ -413,3 +413,23 @@ def test_repr_hides_the_password() -> None:
 def test_bad_pool_options_are_configuration_errors(options: dict[str, float]) -> None:
     with pytest.raises(ConfigurationError):
         Database("sqlite://:memory:", **options)  # type: ignore[arg-type]
+
+
+async def test_sqlite_writer_locked_out_past_busy_timeout_is_unavailable(tmp_path: Path) -> None:
+    async with Database(f"sqlite:///{tmp_path}/busy.db", max_size=2, busy_timeout=0.1) as db:
+        await db.execute("CREATE TABLE t (x INTEGER)")
+        async with db.transaction() as tx:
+            await tx.execute("INSERT INTO t VALUES (1)")  # holds the write lock
+            with pytest.raises(DatabaseUnavailable) as caught:
+                async with db.transaction() as other:
+                    await other.execute("INSERT INTO t VALUES (2)")
+            assert isinstance(caught.value.__cause__, sqlite3.OperationalError)
+        assert await db.fetchval("SELECT count(*) FROM t") == 1
+
+
+async def test_sqlite_file_that_cannot_be_opened_is_unavailable(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path}/no/such/dir/app.db")
+    with pytest.raises(DatabaseUnavailable) as caught:
+        await db.open()
+    assert isinstance(caught.value.__cause__, sqlite3.Error)
+    assert not db.is_open
