@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint typecheck pytest clean
+.PHONY: run test deps lint typecheck pytest clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,13 +19,17 @@ run: $(STAMP)
 ## make test: install everything the tests need, then ruff, mypy and the whole pytest suite
 test: $(STAMP) lint typecheck pytest
 
+## make deps: system packages the tests need (PostgreSQL's server, via apt-get when missing)
+deps:
+	sh scripts/postgres.sh
+
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) deps
 	$(BIN)/pytest
 
 # The docs-page test drives Debian's chromium with Playwright (never `playwright install`).

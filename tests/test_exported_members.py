@@ -5,7 +5,7 @@ import shoal
 
 def test_all_is_complete_and_accurate() -> None:
     public = {name for name in dir(shoal) if not name.startswith("_")}
-    modules = {"adapters", "app", "cli", "datastructures", "errors", "handlers"}
+    modules = {"adapters", "app", "cli", "datastructures", "db", "errors", "handlers"}
     modules |= {"requests", "responses", "routing", "testing", "watchdog", "wsgi"}
     modules |= {"dependencies", "openapi", "params"}
     assert set(shoal.__all__) == public - modules

@@ -1,4 +1,4 @@
-"""The `shoal` command: `shoal run module:app`, `shoal routes module:app`, `shoal openapi`."""
+"""The `shoal` command: `shoal run`, `shoal routes`, `shoal openapi`, `shoal db migrate`."""
 
 from __future__ import annotations
 
@@ -194,6 +194,10 @@ def build_parser() -> argparse.ArgumentParser:
     openapi = commands.add_parser("openapi", help="print the OpenAPI 3.1 document as JSON")
     openapi.add_argument("target", help="the app, as module:attribute")
     openapi.set_defaults(func=_openapi)
+
+    from .db.migrations import add_cli as add_db_commands
+
+    add_db_commands(commands)
     return parser
 
 

@@ -5,14 +5,26 @@ ShoalError                      base of everything shoal raises
 ├── ConfigurationError          the app was set up wrongly (found at start-up, never per request)
 │   └── RouteConflict           two routes would answer the same request
 ├── StartupError                a startup hook or lifespan failed; the server does not start
+├── DatabaseError               shoal.db: the database refused a statement (500 when uncaught)
+│   ├── MigrationError          a migration file failed or is inconsistent; nothing of it applied
+│   ├── IntegrityError *        409: a unique, foreign key, check or not-null constraint failed
+│   └── DatabaseUnavailable *   503: unreachable, pool exhausted, busy, statement timed out
 └── HTTPError                   an error with an HTTP status, sent as RFC 9457 problem+json
     ├── BadRequest              400: malformed body, unreadable body, bad framing
     ├── NotFound                404: no route for the path
     ├── MethodNotAllowed        405: the path exists, the method does not (carries `Allow`)
     ├── PayloadTooLarge         413: the body is over the app's limit
     ├── ValidationError         422: the request is well-formed but its values are invalid
+    ├── Conflict                409: the request conflicts with the current state
+    │   └── IntegrityError *
     └── ServiceUnavailable      503: overloaded or a dependency is down (carries `Retry-After`)
+        └── DatabaseUnavailable *
 ```
+
+(* has two parents: a handler may catch it as a database error or let it go
+out as its HTTP status.) Database errors are translated from the driver
+(asyncpg, sqlite3) with `raise ... from exc`: the driver's exception is the
+`__cause__`, never what a caller catches.
 
 A handler raises `HTTPError(status, detail)` (or a subclass) to answer with an
 error; anything else it raises is logged with its traceback and answered with
@@ -28,8 +40,13 @@ from typing import Any
 __all__ = [
     "BadRequest",
     "ConfigurationError",
+    "Conflict",
+    "DatabaseError",
+    "DatabaseUnavailable",
     "HTTPError",
+    "IntegrityError",
     "MethodNotAllowed",
+    "MigrationError",
     "NotFound",
     "PayloadTooLarge",
     "RouteConflict",
@@ -157,3 +174,65 @@ class ServiceUnavailable(HTTPError):
 
     def __init__(self, detail: str | None = None, *, retry_after: int = 1) -> None:
         super().__init__(detail=detail, headers={"retry-after": str(retry_after)})
+
+
+class Conflict(HTTPError):
+    """409: the request conflicts with the current state of the resource."""
+
+    status = 409
+
+
+class DatabaseError(ShoalError):
+    """The database refused a statement (bad SQL, wrong arguments, a failed cast).
+
+    Uncaught, it is a 500 like any other bug; its subclasses carry statuses.
+    `sqlstate` is the SQLSTATE code (PostgreSQL) or the SQLite error name when
+    the driver reported one.
+    """
+
+    def __init__(self, message: str, *, sqlstate: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.sqlstate = sqlstate
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r})"
+
+
+class MigrationError(DatabaseError):
+    """A migration failed (and was rolled back) or the migrations folder is inconsistent."""
+
+
+class IntegrityError(DatabaseError, Conflict):
+    """409: a statement violated a constraint (unique, foreign key, check, not null).
+
+    A handler may catch it (`except IntegrityError`) to answer its own way;
+    uncaught, the client gets a 409 problem that names no table or column.
+    `constraint` is the violated constraint's name when the driver reports it.
+    """
+
+    def __init__(
+        self, message: str, *, sqlstate: str | None = None, constraint: str | None = None
+    ) -> None:
+        Conflict.__init__(self, detail="The request conflicts with data already stored.")
+        self.message = message
+        self.sqlstate = sqlstate
+        self.constraint = constraint
+        self.args = (message,)
+
+
+class DatabaseUnavailable(DatabaseError, ServiceUnavailable):
+    """503: the database cannot answer now; the client may retry after `Retry-After`.
+
+    Raised when the database is unreachable, every pooled connection is taken
+    for longer than the acquire timeout, SQLite stays busy past its busy
+    timeout, or a statement runs past the statement timeout.
+    """
+
+    def __init__(self, message: str, *, sqlstate: str | None = None, retry_after: int = 1) -> None:
+        ServiceUnavailable.__init__(
+            self, "The database is unavailable; retry shortly.", retry_after=retry_after
+        )
+        self.message = message
+        self.sqlstate = sqlstate
+        self.args = (message,)

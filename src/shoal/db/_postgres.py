@@ -1,0 +1,273 @@
+"""The PostgreSQL backend: asyncpg's pool, its prepared-statement cache, its records.
+
+asyncpg prepares each distinct statement once per connection and caches it
+(`statement_cache_size`), so repeated queries skip parsing and planning. Every
+asyncpg or socket error is translated here, at the boundary, into the
+`DatabaseError` tree; nothing asyncpg raises reaches the caller.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any
+
+import asyncpg
+from asyncpg import exceptions as pg
+
+from ..errors import DatabaseError, DatabaseUnavailable, IntegrityError
+from .database import Connection, DatabaseOptions, Row, _Pool
+
+__all__ = ["PostgresConnection", "PostgresPool", "PostgresRow"]
+
+logger = logging.getLogger("shoal.db")
+
+
+class PostgresRow(asyncpg.Record):
+    """An asyncpg record that also answers `row.column`."""
+
+    __slots__ = ()
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(f"the row has no column {name!r}") from None
+
+
+Row.register(PostgresRow)
+
+# Server errors that say "not now" rather than "never": the client may retry.
+_RETRYABLE: tuple[type[BaseException], ...] = (
+    pg.PostgresConnectionError,  # class 08: the connection failed or was lost
+    pg.OperatorInterventionError,  # class 57: shutdown, cancelled (statement_timeout)
+    pg.InsufficientResourcesError,  # class 53: too many connections, disk or memory full
+    pg.TransactionRollbackError,  # class 40: serialization failure, deadlock
+    pg.LockNotAvailableError,  # 55P03: lock_timeout
+    OSError,  # refused, reset, unreachable
+    TimeoutError,  # connect or command timeout
+)
+
+
+def translate(exc: BaseException, connection: Any, retry_after: int) -> DatabaseError:
+    """The shoal error for `exc`, raised while using `connection` (None while acquiring)."""
+    sqlstate: str | None = getattr(exc, "sqlstate", None)
+    if isinstance(exc, pg.IntegrityConstraintViolationError):
+        constraint = getattr(exc, "constraint_name", None)
+        return IntegrityError(str(exc), sqlstate=sqlstate, constraint=constraint)
+    if isinstance(exc, _RETRYABLE) or (
+        # A statement on a connection that died under it: asyncpg says
+        # "connection is closed", an InterfaceError like a misuse would be.
+        isinstance(exc, pg.InterfaceError) and connection is not None and connection.is_closed()
+    ):
+        reason = "timed out" if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__
+        return DatabaseUnavailable(
+            f"PostgreSQL is unavailable: {reason}", sqlstate=sqlstate, retry_after=retry_after
+        )
+    return DatabaseError(str(exc), sqlstate=sqlstate)
+
+
+def _rowcount(status: str) -> int:
+    """The row count at the end of a command tag (`INSERT 0 3` → 3, `CREATE TABLE` → 0)."""
+    tail = status.rpartition(" ")[2]
+    return int(tail) if tail.isdigit() else 0
+
+
+class PostgresConnection(Connection):
+    """A pooled asyncpg connection."""
+
+    __slots__ = ("raw", "_retry_after")
+
+    def __init__(self, raw: Any, retry_after: int) -> None:
+        self.raw: asyncpg.Connection = raw
+        self._retry_after = retry_after
+
+    def _error(self, exc: BaseException) -> DatabaseError:
+        return translate(exc, self.raw, self._retry_after)
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        try:
+            return await self.raw.fetch(sql, *args)  # type: ignore[return-value]
+        except Exception as exc:
+            raise self._error(exc) from exc
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        try:
+            return await self.raw.fetchrow(sql, *args)  # type: ignore[return-value]
+        except Exception as exc:
+            raise self._error(exc) from exc
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        try:
+            return await self.raw.fetchval(sql, *args)
+        except Exception as exc:
+            raise self._error(exc) from exc
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        try:
+            return _rowcount(await self.raw.execute(sql, *args))
+        except Exception as exc:
+            raise self._error(exc) from exc
+
+    async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
+        try:
+            await self.raw.executemany(sql, args)  # atomic since asyncpg 0.22
+        except Exception as exc:
+            raise self._error(exc) from exc
+
+    async def execute_script(self, script: str) -> None:
+        try:
+            async with self.raw.transaction():
+                await self.raw.execute(script)  # no arguments: the simple protocol
+        except Exception as exc:
+            raise self._error(exc) from exc
+
+    def transaction(self, *, readonly: bool = False) -> AbstractAsyncContextManager[Connection]:
+        return self._transaction(readonly)
+
+    @asynccontextmanager
+    async def _transaction(self, readonly: bool) -> AsyncIterator[Connection]:
+        transaction = self.raw.transaction(readonly=readonly)
+        try:
+            await transaction.start()
+        except Exception as exc:
+            raise self._error(exc) from exc
+        try:
+            yield self
+        except BaseException:
+            try:
+                await transaction.rollback()
+            except Exception as exc:  # a dead connection: the server rolled back already
+                logger.debug("rollback failed after an error: %r", exc)
+            raise
+        try:
+            await transaction.commit()
+        except Exception as exc:
+            raise self._error(exc) from exc
+
+
+def _client_timeout(statement_timeout: float | None) -> float | None:
+    """The client's own bound on a statement: the server's, plus a second for it to say so.
+
+    The server cancels a statement at `statement_timeout` and the connection
+    stays usable; the client's bound only matters when the server cannot
+    answer at all (a network partition, a stopped host).
+    """
+    return None if statement_timeout is None else statement_timeout + 1.0
+
+
+async def _keep_session(connection: Any) -> None:
+    """Pool reset hook: asyncpg has already rolled back an open transaction; keep the rest."""
+
+
+class PostgresPool(_Pool):
+    """asyncpg's pool, with acquisition bounded by `acquire_timeout`."""
+
+    def __init__(self, dsn: str, options: DatabaseOptions) -> None:
+        self.dsn = dsn
+        self.options = options
+        self._pool: asyncpg.Pool | None = None
+        self._retry_after = options.retry_after
+        self._acquire_timeout = options.acquire_timeout
+
+    async def open(self) -> None:
+        options = self.options
+        server_settings = {"application_name": "shoal"}
+        if options.statement_timeout is not None:
+            server_settings["statement_timeout"] = str(int(options.statement_timeout * 1000))
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.dsn,
+                min_size=options.min_size,
+                max_size=options.max_size,
+                timeout=options.connect_timeout,
+                command_timeout=_client_timeout(options.statement_timeout),
+                statement_cache_size=options.statement_cache_size,
+                server_settings=server_settings,
+                record_class=PostgresRow,
+                reset=None if options.reset_on_release else _keep_session,
+            )
+        except Exception as exc:
+            raise translate(exc, None, self._retry_after) from exc
+
+    async def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                async with asyncio.timeout(self.options.acquire_timeout):
+                    await pool.close()
+            except (Exception, TimeoutError) as exc:
+                logger.warning("closing the PostgreSQL pool failed (%r); terminating it", exc)
+                pool.terminate()
+
+    async def acquire(self) -> Any:
+        """A connection from asyncpg's pool within `acquire_timeout`, or 503."""
+        assert self._pool is not None
+        try:
+            async with asyncio.timeout(self._acquire_timeout):
+                return await self._pool.acquire()
+        except TimeoutError as exc:
+            raise DatabaseUnavailable(
+                f"no PostgreSQL connection within {self._acquire_timeout}s "
+                "(the pool is exhausted or the server is unreachable)",
+                retry_after=self._retry_after,
+            ) from exc
+        except Exception as exc:
+            raise translate(exc, None, self._retry_after) from exc
+
+    async def release(self, raw: Any) -> None:
+        """Return `raw` to the pool; a connection that died is dropped by asyncpg."""
+        assert self._pool is not None
+        try:
+            await self._pool.release(raw)
+        except Exception as exc:
+            logger.debug("releasing a PostgreSQL connection failed: %r", exc)
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        raw = await self.acquire()
+        try:
+            yield PostgresConnection(raw, self._retry_after)
+        finally:
+            await self.release(raw)
+
+    def connection(self) -> AbstractAsyncContextManager[Connection]:
+        return self._connection()
+
+    async def fetch(self, sql: str, args: tuple[Any, ...]) -> list[Row]:
+        raw = await self.acquire()
+        try:
+            return await raw.fetch(sql, *args)  # type: ignore[no-any-return]
+        except Exception as exc:
+            raise translate(exc, raw, self._retry_after) from exc
+        finally:
+            await self.release(raw)
+
+    async def fetchrow(self, sql: str, args: tuple[Any, ...]) -> Row | None:
+        raw = await self.acquire()
+        try:
+            return await raw.fetchrow(sql, *args)  # type: ignore[no-any-return]
+        except Exception as exc:
+            raise translate(exc, raw, self._retry_after) from exc
+        finally:
+            await self.release(raw)
+
+    async def fetchval(self, sql: str, args: tuple[Any, ...]) -> Any:
+        raw = await self.acquire()
+        try:
+            return await raw.fetchval(sql, *args)
+        except Exception as exc:
+            raise translate(exc, raw, self._retry_after) from exc
+        finally:
+            await self.release(raw)
+
+    async def execute(self, sql: str, args: tuple[Any, ...]) -> int:
+        raw = await self.acquire()
+        try:
+            return _rowcount(await raw.execute(sql, *args))
+        except Exception as exc:
+            raise translate(exc, raw, self._retry_after) from exc
+        finally:
+            await self.release(raw)

@@ -1,0 +1,439 @@
+"""The SQLite backend: the standard `sqlite3` module, never on the event loop.
+
+Each connection owns one thread (a single-worker executor) and every call on
+it runs there, in order: the loop only hands work over and awaits the result,
+and a connection is only ever touched by its own thread. Connections run in
+autocommit mode; shoal issues `BEGIN`/`COMMIT`/`SAVEPOINT` itself. File
+databases use WAL (readers never wait for the writer), `synchronous=NORMAL`
+(durable at each checkpoint, never corrupt), a busy timeout, and foreign keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import lru_cache
+from typing import Any, ClassVar, TypeVar
+
+from ..errors import DatabaseError, DatabaseUnavailable, IntegrityError
+from ._sql import split_script, to_sqlite
+from .database import Connection, DatabaseOptions, Row, _Pool
+
+__all__ = ["SQLiteConnection", "SQLitePool", "SQLiteRow"]
+
+T = TypeVar("T")
+
+# Primary result codes (the low byte of an extended code).
+_BUSY, _LOCKED, _INTERRUPT, _IOERR, _FULL, _CANTOPEN, _CONSTRAINT = 5, 6, 9, 10, 13, 14, 19
+_UNAVAILABLE = {
+    _BUSY: "the database stayed locked by another writer past the busy timeout",
+    _LOCKED: "the database stayed locked by another writer past the busy timeout",
+    _INTERRUPT: "the statement ran past the statement timeout",
+    _IOERR: "the database file could not be read or written",
+    _FULL: "the disk holding the database is full",
+    _CANTOPEN: "the database file could not be opened",
+}
+# How many virtual machine steps run between two checks of the statement's deadline.
+_PROGRESS_STEPS = 1000
+
+
+def translate(exc: sqlite3.Error, retry_after: int) -> DatabaseError:
+    """The shoal error for a `sqlite3` error (the caller chains it with `from`)."""
+    name: str | None = getattr(exc, "sqlite_errorname", None)
+    code: int | None = getattr(exc, "sqlite_errorcode", None)
+    primary = code & 0xFF if code is not None else None
+    message = str(exc)
+    if isinstance(exc, sqlite3.IntegrityError) or primary == _CONSTRAINT:
+        return IntegrityError(message, sqlstate=name)
+    if primary in _UNAVAILABLE:
+        return DatabaseUnavailable(
+            f"{_UNAVAILABLE[primary]} ({message})", sqlstate=name, retry_after=retry_after
+        )
+    return DatabaseError(message, sqlstate=name)
+
+
+class SQLiteRow(tuple[Any, ...]):
+    """A SQLite result row; each distinct column list gets its own subclass."""
+
+    __slots__ = ()
+
+    _fields: ClassVar[tuple[str, ...]] = ()
+    _index: ClassVar[dict[str, int]] = {}
+
+    def __getitem__(self, key: Any) -> Any:
+        if isinstance(key, str):
+            return tuple.__getitem__(self, self._index[key])
+        return tuple.__getitem__(self, key)
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return tuple.__getitem__(self, self._index[name])
+        except KeyError:
+            raise AttributeError(f"the row has no column {name!r}") from None
+
+    def keys(self) -> Iterator[str]:
+        return iter(self._fields)
+
+    def values(self) -> Iterator[Any]:
+        return tuple.__iter__(self)
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        return zip(self._fields, tuple.__iter__(self), strict=True)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        index = self._index.get(key)
+        return default if index is None else tuple.__getitem__(self, index)
+
+    def __repr__(self) -> str:
+        fields = " ".join(f"{k}={v!r}" for k, v in self.items())
+        return f"<Row {fields}>"
+
+
+Row.register(SQLiteRow)
+
+
+@lru_cache(maxsize=512)
+def _row_class(fields: tuple[str, ...]) -> type[SQLiteRow]:
+    index: dict[str, int] = {}
+    for i, name in enumerate(fields):
+        index.setdefault(name, i)
+    namespace = {"__slots__": (), "_fields": fields, "_index": index}
+    return type("SQLiteRow", (SQLiteRow,), namespace)
+
+
+def _rows(cursor: sqlite3.Cursor, rows: list[Any]) -> list[Row]:
+    description = cursor.description
+    if description is None:
+        return []
+    cls = _row_class(tuple(d[0] for d in description))
+    return list(map(cls, rows))  # type: ignore[arg-type]
+
+
+class SQLiteConnection(Connection):
+    """A `sqlite3` connection confined to its own thread."""
+
+    __slots__ = ("raw", "_executor", "_options", "_deadline", "_depth")
+
+    def __init__(self, executor: ThreadPoolExecutor, raw: sqlite3.Connection, options: Any) -> None:
+        self._executor = executor
+        self.raw: sqlite3.Connection = raw
+        self._options: DatabaseOptions = options
+        self._deadline = math.inf
+        self._depth = 0  # transactions open on this connection, nested ones included
+        raw.set_progress_handler(self._past_deadline, _PROGRESS_STEPS)
+
+    @classmethod
+    async def connect(cls, path: str, options: DatabaseOptions) -> SQLiteConnection:
+        """Open a connection to `path` in a new thread of its own."""
+        executor = ThreadPoolExecutor(1, thread_name_prefix="shoal-sqlite")
+        loop = asyncio.get_running_loop()
+        try:
+            raw = await loop.run_in_executor(executor, _connect, path, options)
+        except BaseException:
+            executor.shutdown(wait=False)
+            raise
+        return cls(executor, raw, options)
+
+    def _past_deadline(self) -> bool:
+        return time.monotonic() > self._deadline
+
+    def _start_clock(self) -> None:
+        timeout = self._options.statement_timeout
+        self._deadline = math.inf if timeout is None else time.monotonic() + timeout
+
+    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Call `fn(raw)` on the connection's own thread and return its result.
+
+        This is how to use the raw `sqlite3.Connection` (register a function,
+        back up the file): never call it from the event loop directly.
+        """
+
+        def call() -> T:
+            self._deadline = math.inf
+            try:
+                return fn(self.raw)
+            except sqlite3.Error as exc:
+                raise translate(exc, self._options.retry_after) from exc
+
+        return await self._call(call)
+
+    # -- work done on the connection's thread -------------------------------------
+
+    def _fetch(self, sql: str, args: Sequence[Any]) -> list[Row]:
+        self._start_clock()
+        try:
+            cursor = self.raw.execute(to_sqlite(sql), args)
+            return _rows(cursor, cursor.fetchall())
+        except sqlite3.Error as exc:
+            raise translate(exc, self._options.retry_after) from exc
+
+    def _fetchrow(self, sql: str, args: Sequence[Any]) -> Row | None:
+        self._start_clock()
+        try:
+            cursor = self.raw.execute(to_sqlite(sql), args)
+            row = cursor.fetchone()
+            rows = None if row is None else _rows(cursor, [row])
+            cursor.close()  # ends the statement, so it holds no read snapshot
+            return None if rows is None else rows[0]
+        except sqlite3.Error as exc:
+            raise translate(exc, self._options.retry_after) from exc
+
+    def _fetchval(self, sql: str, args: Sequence[Any]) -> Any:
+        self._start_clock()
+        try:
+            cursor = self.raw.execute(to_sqlite(sql), args)
+            row = cursor.fetchone()
+            cursor.close()
+            return None if row is None else row[0]
+        except sqlite3.Error as exc:
+            raise translate(exc, self._options.retry_after) from exc
+
+    def _execute(self, sql: str, args: Sequence[Any]) -> int:
+        self._start_clock()
+        try:
+            cursor = self.raw.execute(to_sqlite(sql), args)
+            count = cursor.rowcount
+            cursor.close()
+            return max(count, 0)
+        except sqlite3.Error as exc:
+            raise translate(exc, self._options.retry_after) from exc
+
+    def _atomically(self, work: Callable[[], None]) -> None:
+        """Run `work` inside a savepoint: all of it happens, or none of it."""
+        self._start_clock()
+        try:
+            self.raw.execute("SAVEPOINT shoal_atomic")
+            try:
+                work()
+            except BaseException:
+                self.raw.execute("ROLLBACK TO shoal_atomic")
+                self.raw.execute("RELEASE shoal_atomic")
+                raise
+            self.raw.execute("RELEASE shoal_atomic")
+        except sqlite3.Error as exc:
+            raise translate(exc, self._options.retry_after) from exc
+
+    def _control(self, statement: str) -> None:
+        self._start_clock()
+        try:
+            self.raw.execute(statement)
+        except sqlite3.Error as exc:
+            raise translate(exc, self._options.retry_after) from exc
+
+    def _rollback_quietly(self) -> None:
+        self._deadline = math.inf
+        if self.raw.in_transaction:
+            # On failure the connection is unusable; its next statement reports it.
+            with contextlib.suppress(sqlite3.Error):
+                self.raw.execute("ROLLBACK")
+
+    # -- the Connection API ---------------------------------------------------------
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        return await self._call(self._fetch, sql, args)
+
+    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
+        return await self._call(self._fetchrow, sql, args)
+
+    async def fetchval(self, sql: str, *args: Any) -> Any:
+        return await self._call(self._fetchval, sql, args)
+
+    async def execute(self, sql: str, *args: Any) -> int:
+        return await self._call(self._execute, sql, args)
+
+    async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
+        rows = list(args)
+        statement = to_sqlite(sql)
+        await self._call(self._atomically, lambda: self.raw.executemany(statement, rows))
+
+    async def execute_script(self, script: str) -> None:
+        statements = split_script(script)
+
+        def run() -> None:
+            for statement in statements:
+                self.raw.execute(statement)
+
+        await self._call(self._atomically, run)
+
+    def transaction(self, *, readonly: bool = False) -> AbstractAsyncContextManager[Connection]:
+        return self._transaction(readonly)
+
+    @asynccontextmanager
+    async def _transaction(self, readonly: bool) -> AsyncIterator[Connection]:
+        depth = self._depth
+        if depth == 0:
+            begin, commit, rollback = ("BEGIN" if readonly else "BEGIN IMMEDIATE"), "COMMIT", None
+        else:
+            savepoint = f"shoal_{depth}"
+            begin, commit = f"SAVEPOINT {savepoint}", f"RELEASE {savepoint}"
+            rollback = f"ROLLBACK TO {savepoint}"
+        await self._call(self._control, begin)
+        if readonly and depth == 0:
+            await self._call(self._control, "PRAGMA query_only = 1")
+        self._depth = depth + 1
+        try:
+            yield self
+        except BaseException:
+            self._depth = depth
+            # Submitted at once, so the rollback runs even if this task is
+            # cancelled again while it waits.
+            await self._call(self._undo, rollback, commit, readonly and depth == 0)
+            raise
+        self._depth = depth
+        await self._call(self._finish, commit, readonly and depth == 0)
+
+    def _undo(self, rollback: str | None, release: str, readonly: bool) -> None:
+        self._deadline = math.inf
+        try:
+            if rollback is None:
+                self._rollback_quietly()
+            else:
+                self.raw.execute(rollback)
+                self.raw.execute(release)
+        except sqlite3.Error:
+            pass  # the error that got us here is the one worth reporting
+        finally:
+            if readonly:
+                self.raw.execute("PRAGMA query_only = 0")
+
+    def _finish(self, commit: str, readonly: bool) -> None:
+        try:
+            self._control(commit)
+        except BaseException:
+            self._rollback_quietly()
+            raise
+        finally:
+            if readonly:
+                self.raw.execute("PRAGMA query_only = 0")
+
+    async def close(self) -> None:
+        """Close the connection on its thread, then stop the thread."""
+        try:
+            await self._call(self.raw.close)
+        finally:
+            self._executor.shutdown(wait=False)
+
+
+def _connect(path: str, options: DatabaseOptions) -> sqlite3.Connection:
+    try:
+        raw = sqlite3.connect(
+            path,
+            timeout=options.busy_timeout,
+            isolation_level=None,  # autocommit: transactions are explicit
+            check_same_thread=False,  # confined to one thread by construction
+            cached_statements=256,
+        )
+    except sqlite3.Error as exc:
+        raise translate(exc, options.retry_after) from exc
+    try:
+        raw.execute("PRAGMA foreign_keys = ON")
+        if path != ":memory:":
+            raw.execute("PRAGMA journal_mode = WAL")
+            raw.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.Error as exc:
+        raw.close()
+        raise translate(exc, options.retry_after) from exc
+    return raw
+
+
+class SQLitePool(_Pool):
+    """Up to `max_size` thread-confined connections (one for `:memory:`)."""
+
+    def __init__(self, path: str, options: DatabaseOptions) -> None:
+        self.path = path
+        self.options = options
+        self.size = 1 if path == ":memory:" else options.max_size
+        self._idle: asyncio.Queue[SQLiteConnection] = asyncio.Queue()
+        self._all: list[SQLiteConnection] = []
+        self._opening = 0
+
+    async def open(self) -> None:
+        for _ in range(max(1, min(self.options.min_size, self.size))):
+            self._idle.put_nowait(await self._new())
+
+    async def _new(self) -> SQLiteConnection:
+        self._opening += 1
+        try:
+            conn = await SQLiteConnection.connect(self.path, self.options)
+        finally:
+            self._opening -= 1
+        self._all.append(conn)
+        return conn
+
+    async def acquire(self) -> SQLiteConnection:
+        """An idle connection, a new one while under `size`, or wait `acquire_timeout`."""
+        try:
+            return self._idle.get_nowait()
+        except asyncio.QueueEmpty:
+            pass
+        if len(self._all) + self._opening < self.size:
+            return await self._new()
+        try:
+            async with asyncio.timeout(self.options.acquire_timeout):
+                return await self._idle.get()
+        except TimeoutError as exc:
+            raise DatabaseUnavailable(
+                f"no SQLite connection became free within {self.options.acquire_timeout}s "
+                f"(all {self.size} are in use)",
+                retry_after=self.options.retry_after,
+            ) from exc
+
+    async def release(self, conn: SQLiteConnection) -> None:
+        """Return `conn` to the pool, rolling back a transaction left open on it."""
+        if conn.raw.in_transaction:
+            await conn._call(conn._rollback_quietly)
+        conn._depth = 0
+        self._idle.put_nowait(conn)
+
+    async def close(self) -> None:
+        connections, self._all = self._all, []
+        for conn in connections:
+            await conn.close()
+
+    @asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        conn = await self.acquire()
+        try:
+            yield conn
+        finally:
+            await self.release(conn)
+
+    def connection(self) -> AbstractAsyncContextManager[Connection]:
+        return self._connection()
+
+    async def fetch(self, sql: str, args: tuple[Any, ...]) -> list[Row]:
+        conn = await self.acquire()
+        try:
+            return await conn._call(conn._fetch, sql, args)
+        finally:
+            await self.release(conn)
+
+    async def fetchrow(self, sql: str, args: tuple[Any, ...]) -> Row | None:
+        conn = await self.acquire()
+        try:
+            return await conn._call(conn._fetchrow, sql, args)
+        finally:
+            await self.release(conn)
+
+    async def fetchval(self, sql: str, args: tuple[Any, ...]) -> Any:
+        conn = await self.acquire()
+        try:
+            return await conn._call(conn._fetchval, sql, args)
+        finally:
+            await self.release(conn)
+
+    async def execute(self, sql: str, args: tuple[Any, ...]) -> int:
+        conn = await self.acquire()
+        try:
+            return await conn._call(conn._execute, sql, args)
+        finally:
+            await self.release(conn)
