@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import itertools
 import os
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
 from urllib.parse import quote
 
@@ -75,7 +75,9 @@ DISCARD_LIMIT = 1024 * 1024
 DISCARD_TIMEOUT = 1.0
 
 
-async def _discard(chunks: AsyncIterator[bytes]) -> None:
+async def discard(chunks: AsyncIterable[bytes]) -> None:
+    """Read and drop what is left of a body, at most `DISCARD_LIMIT` bytes for
+    at most `DISCARD_TIMEOUT` seconds; errors end it quietly."""
     dropped = 0
     with contextlib.suppress(Exception):
         async with asyncio.timeout(DISCARD_TIMEOUT):
@@ -315,7 +317,7 @@ class Request:
         async for chunk in chunks:
             seen += len(chunk)
             if seen > limit:
-                await _discard(chunks)
+                await discard(chunks)
                 raise PayloadTooLarge(
                     detail=f"The body is over this service's limit of {limit} bytes."
                 )

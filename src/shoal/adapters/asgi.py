@@ -6,14 +6,12 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import BadRequest
-from ..requests import Connection, Request
+from ..requests import Connection, Request, discard
 from ..responses import Response, StreamingResponse
-
-if TYPE_CHECKING:
-    from ..app import App, Handler
+from ._base import Adapter
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -25,11 +23,6 @@ logger = logging.getLogger("shoal")
 
 def _decode_headers(raw: list[tuple[bytes, bytes]]) -> Callable[[], list[tuple[str, str]]]:
     return lambda: [(k.decode("latin-1").lower(), v.decode("latin-1")) for k, v in raw]
-
-
-# what an answered request's unread body may still cost: see _Body.drain
-_DRAIN_LIMIT = 1024 * 1024
-_DRAIN_TIMEOUT = 1.0
 
 
 class _Body:
@@ -54,25 +47,6 @@ class _Body:
                 self.done = True
                 return
 
-    async def drain(self, limit: int = _DRAIN_LIMIT, timeout: float = _DRAIN_TIMEOUT) -> None:
-        """Read and drop what is left of the body, within bounds.
-
-        An app that answers before reading the whole body (a 413, say) would
-        otherwise leave the rest unread; a server that answers and closes
-        while the client still sends can make the client's kernel discard the
-        answer with a reset. Reading a bounded remainder first lets the
-        client see the answer.
-        """
-        dropped = 0
-        with contextlib.suppress(Exception):
-            async with asyncio.timeout(timeout):
-                while not self.done and dropped <= limit:
-                    message = await self.receive()
-                    if message["type"] == "http.disconnect":
-                        return
-                    dropped += len(message.get("body", b""))
-                    self.done = not message.get("more_body", False)
-
 
 def _may_have_body(scope: Scope) -> bool:
     for name, value in scope.get("headers", ()):
@@ -94,16 +68,8 @@ def _encode_headers(response: Response) -> list[tuple[bytes, bytes]]:
     return headers
 
 
-class ASGIAdapter:
+class ASGIAdapter(Adapter):
     """The ASGI callable for one app: `http` requests and the `lifespan` protocol."""
-
-    def __init__(self, app: App) -> None:
-        self.app = app
-        self._handle: Handler | None = None
-
-    def _compose(self) -> Handler:
-        self._handle = self.app.compose()
-        return self._handle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -131,7 +97,9 @@ class ASGIAdapter:
         )
         response = await (self._handle or self._compose())(request)
         if not body.done and not isinstance(response, StreamingResponse):
-            await body.drain()
+            # answered without reading the body: drop it first, or closing the
+            # connection while the client still sends can lose the answer
+            await discard(body.read())
         start = {"type": "http.response.start", "status": response.status}
         start["headers"] = _encode_headers(response)
         await send(start)

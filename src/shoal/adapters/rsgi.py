@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import sys
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BadRequest
-from ..requests import Request
+from ..requests import Request, discard
 from ..responses import StreamingResponse
+from ._base import Adapter
 
 if TYPE_CHECKING:
-    from ..app import App, Handler
+    from ..app import App
 
 logger = logging.getLogger("shoal")
 
@@ -53,22 +53,6 @@ async def _read_body(request: _RSGIRequest) -> AsyncIterator[bytes]:
         raise BadRequest(detail=_UNREADABLE) from exc
 
 
-async def _drain(proto: Any) -> None:
-    # An answer ready before the body was read (a 413, or a handler that
-    # never reads it): read and drop a bounded remainder first. Answering and
-    # closing while the client still sends makes its kernel discard the
-    # answer with a reset, so the client would never see the 413.
-    dropped = 0
-    with contextlib.suppress(Exception):
-        async with asyncio.timeout(_DRAIN_TIMEOUT):
-            async for chunk in proto:
-                dropped += len(chunk)
-                if not chunk or dropped > _DRAIN_LIMIT:
-                    return
-
-
-_DRAIN_LIMIT = 1024 * 1024
-_DRAIN_TIMEOUT = 1.0
 _BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
@@ -102,16 +86,8 @@ class _RSGIRequest(Request):
         return _read_body(self)
 
 
-class RSGIAdapter:
+class RSGIAdapter(Adapter):
     """`handle` is the RSGI callable; `init` and `close` run the app's lifespan."""
-
-    def __init__(self, app: App) -> None:
-        self.app = app
-        self._handle: Handler | None = None
-
-    def _compose(self) -> Handler:
-        self._handle = self.app.compose()
-        return self._handle
 
     def init(self, loop: asyncio.AbstractEventLoop) -> None:
         """Run the app's startup before the worker serves; exit the worker if it fails."""
@@ -137,5 +113,7 @@ class RSGIAdapter:
             await response.send_to(transport.send_bytes)
             return
         if request.method not in _BODYLESS and not hasattr(request, "_finished"):
-            await _drain(proto)
+            # answered without reading the body: drop it first, or closing the
+            # connection while the client still sends can lose the answer
+            await discard(proto)
         proto.response_bytes(response.status, response.headers, response.body)
