@@ -14,7 +14,9 @@ FINDINGS = Path(__file__).resolve().parent / "findings.md"
 
 TIMES = "\u00d7"  # the multiplication sign, for ratios
 
-HEADINGS = ("peer", "req/s", f"{TIMES} shoal", "p50 ms", "p99 ms", "peak RSS MiB", "errors")
+HEADINGS = (
+    "peer", "req/s", f"{TIMES} shoal", "p50 ms", "p99 ms", "CPU µs/req", "peak RSS MiB", "errors",
+)  # fmt: skip
 
 
 def _label(name: str) -> str:
@@ -55,14 +57,29 @@ def table_rows(rows: Sequence[Result]) -> list[tuple[str, ...]]:
     lines: list[tuple[str, ...]] = []
     for row in rows:
         if row.na is not None:
-            lines.append((_label(row.peer), "n/a", "", "", "", "", row.na))
+            lines.append((_label(row.peer), "n/a", "", "", "", "", "", row.na))
             continue
         ratio = f"{row.rps / shoal:.2f}" if shoal else "?"
         lines.append((
             _label(row.peer), f"{row.rps:,.0f}", ratio, _ms(row.p50_ms),
-            _ms(row.p99_ms), f"{row.rss_mib:.0f}", str(row.errors),
+            _ms(row.p99_ms), "-" if row.cpu_us is None else f"{row.cpu_us:.1f}",
+            f"{row.rss_mib:.0f}", str(row.errors),
         ))  # fmt: skip
     return lines
+
+
+def _align(lines: Sequence[Sequence[str]], last_free: bool = False) -> list[str]:
+    """Columns padded to their widest cell: the first left, the rest right-aligned."""
+    count = len(lines[0]) - (1 if last_free else 0)
+    widths = [max(len(line[i]) for line in lines) for i in range(count)]
+    out = []
+    for line in lines:
+        pairs = enumerate(zip(line, widths, strict=False))
+        cells = [c.rjust(w) if i else c.ljust(w) for i, (c, w) in pairs]
+        if last_free:
+            cells.append(line[-1])
+        out.append("  ".join(cells).rstrip())
+    return out
 
 
 def console(results: Sequence[Result]) -> str:
@@ -70,17 +87,11 @@ def console(results: Sequence[Result]) -> str:
     out = []
     for workload, rows in by_workload(results).items():
         out.append(f"\n== {workload} ==")
-        lines = [HEADINGS, *table_rows(rows)]
-        widths = [max(len(line[i]) for line in lines) for i in range(len(HEADINGS) - 1)]
-        for line in lines:
-            cells = [c.rjust(w) if i else c.ljust(w) for i, (c, w) in
-                     enumerate(zip(line[:-1], widths, strict=True))]  # fmt: skip
-            out.append("  ".join(cells) + "  " + line[-1])
+        out += _align([HEADINGS, *table_rows(rows)], last_free=True)
     scaling = scaling_rows(results)
     if scaling:
         out.append("\n== scaling (json, req/s by workers) ==")
-        for row in scaling:
-            out.append("  ".join(row))
+        out += _align(scaling)
     return "\n".join(out)
 
 
@@ -224,19 +235,26 @@ def markdown(
         "",
         "## Machine",
         "",
-        *_md_table(("", ""), [(k, v) for k, v in machine.items()]),
+        *_md_table(("", "this run"), [(k, v) for k, v in machine.items()]),
         "",
         "## Method",
         "",
         *[f"- {k}: {v}" for k, v in settings.items()],
-        "- Each server is started once per peer on a free loopback port, with logging off",
-        "  and one worker; every workload is checked with one request (status, content type,",
-        "  body, `Server` and `Date` headers) before it is loaded, and a peer that answers",
-        "  wrongly shows `n/a` with the reason.",
+        "- Every server is started at the start, each on a free loopback port, with logging",
+        "  off and one worker, and stays up (idle but for the one being loaded). Each round",
+        "  of a workload loads every peer once, in turn, the order reversed on alternate",
+        "  rounds, so that other activity on the machine falls on all peers alike; a peer's",
+        "  best round is reported (its req/s and latencies), its errors summed over rounds.",
+        "- Every workload is checked with one request (status, content type, body, `Server`",
+        "  and `Date` headers) before it is loaded; a peer that answers wrongly shows `n/a`",
+        "  with the reason.",
         "- req/s and latency are wrk's (p50/p99 from `--latency`, read by a Lua `done` hook).",
         "  wrk records no latency distribution when it pipelines, so `plaintext-pipelined`",
         "  shows `-` for it. errors = socket errors (connect, read, write, timeout) +",
         "  responses with status >= 400.",
+        "- CPU µs/req: CPU time (user + system, every process and thread of the server)",
+        "  during the best round, divided by the requests it answered. On a shared or",
+        "  virtual machine it is steadier than req/s, which also moves with what else runs.",
         "- peak RSS: the largest sum of the resident memory of every process of the server's",
         "  session (master and workers), sampled every 100 ms during the measured run.",
         f"- {TIMES} shoal: the peer's req/s divided by shoal's, on the same workload in this run.",

@@ -1,16 +1,17 @@
-"""Measure: each peer in turn, each workload on it, one wrk run per pair."""
+"""Measure: every peer on every workload with wrk, in interleaved rounds."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from .environment import BENCH_DIR, say
 from .loadgen import LoadFailed, run_wrk, script
 from .peers import Peer
-from .server import PeakRSS, ServerFailed, running
+from .server import PeakRSS, Server, ServerFailed, running
 from .workloads import Workload, WrongAnswer, check
 
 
@@ -25,6 +26,7 @@ class Result:
     p50_ms: float | None = None
     p99_ms: float | None = None
     rss_mib: float = 0.0
+    cpu_us: float | None = None  # server CPU time per request, in the best round
     errors: int = 0
     requests: int = 0
     na: str | None = None  # the reason there is no figure
@@ -40,6 +42,7 @@ class Settings:
     duration: float
     connections: int
     warmup: float
+    repeat: int = 1
 
 
 @dataclass(frozen=True)
@@ -77,64 +80,84 @@ def _first_line(text: str, limit: int = 160) -> str:
     return line if len(line) <= limit else line[: limit - 3] + "..."
 
 
-def measure_peer(
-    peer: Peer,
+def _measure_one(
+    server: Server, workload: Workload, settings: Settings, pins: Pinning, result: Result,
+    first_round: bool,
+) -> None:
+    """Load `server` with `workload` once; fold the figures into `result` (best run wins)."""
+    if server.process.poll() is not None:
+        result.na = f"server exited: {_first_line(server.output())}"
+        return
+    if first_round:
+        try:
+            check(workload, server.port)
+        except (WrongAnswer, OSError) as exc:
+            result.na = f"wrong answer: {exc}"
+            return
+    url = f"http://127.0.0.1:{server.port}{workload.path}"
+    lua = script(BENCH_DIR / "lua", workload.pipeline)
+    connections = workload.connections or settings.connections
+    threads = max(1, len(pins.load))
+    try:
+        if first_round and settings.warmup > 0:
+            run_wrk(url, settings.warmup, connections, lua, workload.pipeline, threads, pins.load)
+        with PeakRSS(server.process.pid) as rss:
+            load = run_wrk(url, settings.duration, connections, lua, workload.pipeline,
+                           threads, pins.load)  # fmt: skip
+    except LoadFailed as exc:
+        result.na = f"load failed: {exc}"
+        return
+    say(
+        f"{result.peer:<18} {workload.name:<20} w={result.workers} {load.rps:>10.0f} req/s  "
+        f"p50 {_ms(load.p50_ms)}  p99 {_ms(load.p99_ms)}  errors {load.errors}  "
+        f"cpu {rss.cpu / max(load.requests, 1) * 1e6:.1f} us/req"
+    )
+    result.rss_mib = max(result.rss_mib, rss.peak / 1024 / 1024)
+    result.errors += load.errors
+    result.requests += load.requests
+    if load.rps > result.rps:
+        result.rps, result.p50_ms, result.p99_ms = load.rps, load.p50_ms, load.p99_ms
+        result.cpu_us = rss.cpu / load.requests * 1e6 if load.requests else None
+
+
+def measure(
+    peers: Sequence[Peer],
     workloads: Sequence[Workload],
     settings: Settings,
     bin_dir: Path,
     workers: int = 1,
 ) -> list[Result]:
-    """Start `peer` once and run every workload against it, in order."""
-    results = {w.name: Result(peer.name, w.name, workers) for w in workloads}
-    todo = []
-    for workload in workloads:
-        reason = peer.unsupported.get(workload.name)
-        if reason:
-            results[workload.name].na = reason
-        else:
-            todo.append(workload)
-    if not todo:
-        return list(results.values())
+    """Every peer on every workload, `settings.repeat` rounds, the best round kept.
+
+    All the servers are started first and stay up, idle but for the one being
+    loaded; each round loads every peer once, in turn (the order reversed on
+    alternate rounds), so that whatever else the machine is doing falls on
+    all of them alike rather than on whichever peer ran at that moment.
+    """
     pins = pinning(workers)
-    scripts = BENCH_DIR / "lua"
-    try:
-        with running(peer, bin_dir, workers, pins.server) as server:
-            for workload in todo:
-                result = results[workload.name]
-                if server.process.poll() is not None:
-                    result.na = f"server exited: {_first_line(server.output())}"
-                    continue
-                try:
-                    check(workload, server.port)
-                except (WrongAnswer, OSError) as exc:
-                    result.na = f"wrong answer: {exc}"
-                    continue
-                url = f"http://127.0.0.1:{server.port}{workload.path}"
-                lua = script(scripts, workload.pipeline)
-                connections = workload.connections or settings.connections
-                threads = max(1, len(pins.load))
-                try:
-                    if settings.warmup > 0:
-                        run_wrk(url, settings.warmup, connections, lua, workload.pipeline,
-                                threads, pins.load)  # fmt: skip
-                    with PeakRSS(server.process.pid) as rss:
-                        load = run_wrk(url, settings.duration, connections, lua,
-                                       workload.pipeline, threads, pins.load)  # fmt: skip
-                except LoadFailed as exc:
-                    result.na = f"load failed: {exc}"
-                    continue
-                result.rps = load.rps
-                result.p50_ms = load.p50_ms
-                result.p99_ms = load.p99_ms
-                result.errors = load.errors
-                result.requests = load.requests
-                result.rss_mib = rss.peak / 1024 / 1024
-                say(
-                    f"{peer.name:<18} {workload.name:<20} w={workers} {load.rps:>10.0f} req/s  "
-                    f"p50 {_ms(load.p50_ms)}  p99 {_ms(load.p99_ms)}  errors {load.errors}"
+    results = {(p.name, w.name): Result(p.name, w.name, workers) for p in peers for w in workloads}
+    with ExitStack() as stack:
+        servers: dict[str, Server] = {}
+        for peer in peers:
+            try:
+                servers[peer.name] = stack.enter_context(
+                    running(peer, bin_dir, workers, pins.server)
                 )
-    except ServerFailed as exc:
-        for workload in todo:
-            if results[workload.name].na is None and not results[workload.name].requests:
-                results[workload.name].na = f"server failed: {_first_line(str(exc))}"
+            except ServerFailed as exc:
+                for workload in workloads:
+                    results[peer.name, workload.name].na = f"server failed: {_first_line(str(exc))}"
+        for workload in workloads:
+            order = [p for p in peers if p.name in servers]
+            for round_ in range(settings.repeat):
+                for peer in order if round_ % 2 == 0 else reversed(order):
+                    result = results[peer.name, workload.name]
+                    reason = peer.unsupported.get(workload.name)
+                    if reason:
+                        result.na = reason
+                    elif result.na is None:
+                        _measure_one(servers[peer.name], workload, settings, pins, result,
+                                     first_round=round_ == 0)  # fmt: skip
+    for result in results.values():
+        if result.na is None and result.rps == 0:
+            result.na = "no request answered"
     return list(results.values())
