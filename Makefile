@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test deps lint typecheck pytest clean
+.PHONY: run test deps lint typecheck pytest clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,7 +24,7 @@ deps:
 	sh scripts/postgres.sh
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests examples
+	$(BIN)/ruff check src tests examples bench
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -37,6 +37,10 @@ pytest: /usr/bin/chromium
 /usr/bin/chromium:
 	DEBIAN_FRONTEND=noninteractive apt-get install -y chromium \
 	  || (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y chromium)
+
+## make bench: shoal against its peers with wrk; writes docs/benchmarks.md (BENCH_ARGS=--quick for a smoke)
+bench:
+	$(PYTHON) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

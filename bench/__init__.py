@@ -1,0 +1,1 @@
+"""Benchmarks: shoal side by side with its peers (`python -m bench --help`)."""

@@ -1,0 +1,140 @@
+"""The servers under test: how to start each one, and what it cannot run.
+
+Each peer runs its app from `bench/apps/` in its fastest documented production
+setup, with logging off and one worker unless `--workers` asks for more.
+`command(bin_dir, port, workers)` is the command line; `bin_dir` is the
+virtual environment's `bin/` (the bench venv, or the dev venv in the smoke
+test), so the same table serves both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .apps import SYNC_THREADS
+
+ROOT = Path(__file__).resolve().parent.parent
+GO_SERVER = ROOT / ".bench" / "go-server"
+
+Command = Callable[[Path, int, int], list[str]]
+
+
+@dataclass(frozen=True)
+class Peer:
+    """A server and framework pair under test.
+
+    `kind` is `shoal`, `ceiling` (no framework: bare granian RSGI, raw ASGI),
+    `framework` (a Python framework shoal competes with) or `reference` (Go).
+    `unsupported` maps a workload to the reason it shows `n/a`; `scales` is
+    False (with `scale_note`) for servers with no multi-worker mode.
+    """
+
+    name: str
+    label: str
+    kind: str
+    command: Command
+    env: dict[str, str] = field(default_factory=dict)
+    unsupported: dict[str, str] = field(default_factory=dict)
+    scales: bool = True
+    scale_note: str = ""
+    python: bool = True
+
+
+def _granian(interface: str, target: str) -> Command:
+    # The same server settings as `shoal run`: granian's defaults, logs at warning.
+    def command(bin_dir: Path, port: int, workers: int) -> list[str]:
+        return [
+            str(bin_dir / "granian"), "--interface", interface, "--host", "127.0.0.1",
+            "--port", str(port), "--workers", str(workers), "--log-level", "warning", target,
+        ]  # fmt: skip
+
+    return command
+
+
+def _uvicorn(target: str, lifespan: str = "auto") -> Command:
+    def command(bin_dir: Path, port: int, workers: int) -> list[str]:
+        return [
+            str(bin_dir / "uvicorn"), "--host", "127.0.0.1", "--port", str(port),
+            "--workers", str(workers), "--loop", "uvloop", "--http", "httptools",
+            "--no-access-log", "--log-level", "warning", "--lifespan", lifespan, target,
+        ]  # fmt: skip
+
+    return command
+
+
+def _gunicorn(worker_class: str, target: str, threads: int = 1) -> Command:
+    def command(bin_dir: Path, port: int, workers: int) -> list[str]:
+        return [
+            str(bin_dir / "gunicorn"), "--bind", f"127.0.0.1:{port}", "--workers", str(workers),
+            "--worker-class", worker_class, "--threads", str(threads), "--backlog", "1024",
+            "--log-level", "warning", target,
+        ]  # fmt: skip
+
+    return command
+
+
+def _shoal(bin_dir: Path, port: int, workers: int) -> list[str]:
+    return [
+        str(bin_dir / "shoal"), "run", "bench.apps.shoal_app:app", "--host", "127.0.0.1",
+        "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+    ]  # fmt: skip
+
+
+def _sanic(bin_dir: Path, port: int, workers: int) -> list[str]:
+    return [
+        str(bin_dir / "sanic"), "bench.apps.sanic_app:app", "--host", "127.0.0.1",
+        "--port", str(port), "--workers", str(workers), "--no-access-logs", "--no-motd",
+    ]  # fmt: skip
+
+
+def _module(module: str) -> Command:
+    def command(bin_dir: Path, port: int, workers: int) -> list[str]:
+        return [str(bin_dir / "python"), "-m", module, str(port), str(workers)]
+
+    return command
+
+
+def _go(bin_dir: Path, port: int, workers: int) -> list[str]:
+    return [str(GO_SERVER), "-port", str(port)]
+
+
+PEERS: list[Peer] = [
+    Peer("shoal", "shoal (granian RSGI)", "shoal", _shoal),
+    Peer("granian-rsgi", "bare granian RSGI", "ceiling",
+         _granian("rsgi", "bench.apps.granian_rsgi:app")),
+    Peer("raw-asgi", "raw ASGI on uvicorn", "ceiling",
+         _uvicorn("bench.apps.raw_asgi:app", lifespan="off")),
+    Peer("aiohttp", "aiohttp (gunicorn uvloop worker)", "framework",
+         _gunicorn("aiohttp.GunicornUVLoopWebWorker", "bench.apps.aiohttp_app:app")),
+    Peer("sanic", "Sanic", "framework", _sanic),
+    Peer("blacksheep", "BlackSheep on uvicorn", "framework",
+         _uvicorn("bench.apps.blacksheep_app:app")),
+    Peer("starlette-uvicorn", "Starlette on uvicorn", "framework",
+         _uvicorn("bench.apps.starlette_app:app")),
+    Peer("starlette-granian", "Starlette on granian (ASGI)", "framework",
+         _granian("asgi", "bench.apps.starlette_app:app")),
+    Peer("fastapi", "FastAPI on uvicorn", "framework", _uvicorn("bench.apps.fastapi_app:app")),
+    Peer("litestar", "Litestar on uvicorn", "framework", _uvicorn("bench.apps.litestar_app:app")),
+    Peer("falcon", "Falcon (ASGI) on uvicorn", "framework",
+         _uvicorn("bench.apps.falcon_app:app")),
+    Peer("tornado", "Tornado (uvloop)", "framework", _module("bench.apps.tornado_app")),
+    Peer("twisted", "Twisted web (epoll)", "framework", _module("bench.apps.twisted_app"),
+         scales=False, scale_note="Twisted web has no multi-worker mode"),
+    Peer("flask-gunicorn", f"Flask on gunicorn gthread ({SYNC_THREADS} threads)", "framework",
+         _gunicorn("gthread", "bench.apps.flask_app:app", threads=SYNC_THREADS)),
+    Peer("gevent", "WSGI on gevent pywsgi", "framework", _module("bench.apps.gevent_app"),
+         scales=False, scale_note="gevent's pywsgi server runs one process"),
+    Peer("go", "Go net/http (reference)", "reference", _go,
+         env={"GOMAXPROCS": "1"}, python=False),
+]  # fmt: skip
+
+BY_NAME = {peer.name: peer for peer in PEERS}
+
+
+def peer_env(peer: Peer, workers: int) -> dict[str, str]:
+    """Extra environment for `peer` at `workers` (Go takes GOMAXPROCS as its workers)."""
+    if peer.name == "go":
+        return {"GOMAXPROCS": str(workers)}
+    return dict(peer.env)

@@ -1,0 +1,120 @@
+"""The workloads: which path each loads, how, and what a correct answer is.
+
+Before a server is loaded, `check(workload, port)` sends it one request and
+verifies the answer (status, content type, body, `Server` and `Date`
+headers), so every peer is measured doing the same work. A peer that answers
+wrongly shows `n/a` with the reason instead of a figure.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from .apps import MESSAGE, PLAINTEXT, SLEEP
+
+
+class WrongAnswer(Exception):
+    """The server's answer to the check request was not the expected one."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One HTTP response, as the check saw it."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> object:
+        try:
+            return json.loads(self.body)
+        except ValueError as exc:
+            raise WrongAnswer(f"body is not JSON: {self.body[:80]!r}") from exc
+
+
+def _expect_json(answer: Answer) -> object:
+    media = answer.headers.get("content-type", "")
+    if not media.startswith("application/json"):
+        raise WrongAnswer(f"content-type is {media!r}, not application/json")
+    return answer.json()
+
+
+def _equal(expected: object) -> Callable[[Answer], None]:
+    def verify(answer: Answer) -> None:
+        data = _expect_json(answer)
+        if data != expected:
+            raise WrongAnswer(f"expected {expected!r}, got {data!r}")
+
+    return verify
+
+
+def _plaintext(answer: Answer) -> None:
+    media = answer.headers.get("content-type", "")
+    if not media.startswith("text/plain"):
+        raise WrongAnswer(f"content-type is {media!r}, not text/plain")
+    if answer.body != PLAINTEXT:
+        raise WrongAnswer(f"expected {PLAINTEXT!r}, got {answer.body[:80]!r}")
+
+
+def _time(answer: Answer) -> None:
+    data = _expect_json(answer)
+    value = data.get("time") if isinstance(data, dict) else None
+    if not isinstance(value, float) or abs(value - time.time()) > 60:
+        raise WrongAnswer(f"expected {{'time': <now as float>}}, got {data!r}")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A path loaded with wrk; `pipeline` > 1 sends that many requests per write."""
+
+    name: str
+    path: str
+    verify: Callable[[Answer], None]
+    description: str
+    pipeline: int = 1
+    connections: int | None = None  # None: the run's --connections
+
+
+WORKLOADS: list[Workload] = [
+    Workload("json", "/json", _equal(MESSAGE),
+             'TechEmpower json: `{"message": "Hello, World!"}` with Server and Date headers'),
+    Workload("plaintext", "/plaintext", _plaintext,
+             "TechEmpower plaintext, one request at a time per connection"),
+    Workload("plaintext-pipelined", "/plaintext", _plaintext,
+             "TechEmpower plaintext, HTTP/1.1 pipelining 16 deep (wrk Lua script)", pipeline=16),
+    Workload("time", "/", _time, 'the seed service: `GET /` answers `{"time": <float>}`'),
+    Workload("params", "/users/42?q=shoal", _equal({"id": 42, "q": "shoal"}),
+             "dynamic route `/users/{id:int}` plus a query parameter, echoed as JSON"),
+    Workload("sync-io", "/sync", _equal({"slept": SLEEP}),
+             "a blocking handler (`time.sleep(0.01)`) run off the loop, 64 connections",
+             connections=64),
+]  # fmt: skip
+
+BY_NAME = {workload.name: workload for workload in WORKLOADS}
+
+
+def fetch(port: int, path: str, timeout: float = 10.0) -> Answer:
+    """GET `path` from 127.0.0.1:`port` and return the answer (header names lowercased)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        connection.request("GET", path)
+        response = connection.getresponse()
+        headers = {name.lower(): value for name, value in response.getheaders()}
+        return Answer(response.status, headers, response.read())
+    finally:
+        connection.close()
+
+
+def check(workload: Workload, port: int) -> None:
+    """Raise `WrongAnswer` unless the server on `port` answers `workload` correctly."""
+    answer = fetch(port, workload.path)
+    if answer.status != 200:
+        raise WrongAnswer(f"status {answer.status}: {answer.body[:80]!r}")
+    missing = [name for name in ("server", "date") if name not in answer.headers]
+    if missing:
+        raise WrongAnswer(f"missing header(s): {', '.join(missing)}")
+    workload.verify(answer)
