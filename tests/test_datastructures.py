@@ -42,3 +42,16 @@ def test_state_is_an_attribute_bag() -> None:
     assert (state.a, state.b) == (1, 2)
     with pytest.raises(AttributeError):
         _ = state.missing
+
+
+def test_query_parsing_agrees_with_the_standard_library() -> None:
+    # the fast path (nothing to decode) and parse_qsl must give the same pairs
+    import random
+    from urllib.parse import parse_qsl
+
+    rng = random.Random(7)
+    alphabet = "ab=&;+% 2x"
+    for _ in range(5000):
+        query = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
+        expected = parse_qsl(query, keep_blank_values=True)
+        assert QueryParams.parse(query).multi_items() == expected, query

@@ -80,7 +80,14 @@ class QueryParams(_MultiMapping):
     @classmethod
     def parse(cls, query_string: str) -> QueryParams:
         """Parse `a=1&b=2` (percent-decoding, `+` as space, blanks kept)."""
-        return cls(parse_qsl(query_string, keep_blank_values=True))
+        if "%" in query_string or "+" in query_string or ";" in query_string:
+            return cls(parse_qsl(query_string, keep_blank_values=True))
+        # nothing to decode (the usual case): a plain split is several times
+        # faster than parse_qsl and gives the same pairs
+        return cls(
+            (key, value)
+            for key, _, value in (part.partition("=") for part in query_string.split("&") if part)
+        )
 
 
 class State:
