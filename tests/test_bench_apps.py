@@ -76,9 +76,7 @@ WRK_LINE = (
 )
 
 
-@pytest.mark.parametrize(
-    ("pipeline", "p50", "p99"), [(1, 1.5, 9.0), (16, None, None)]
-)
+@pytest.mark.parametrize(("pipeline", "p50", "p99"), [(1, 1.5, 9.0), (16, None, None)])
 def test_wrk_result_line_is_parsed(pipeline: int, p50: float | None, p99: float | None) -> None:
     load = parse("Running 2s test\n" + WRK_LINE + "\n", pipeline)
     assert load.rps == 2500

@@ -81,6 +81,7 @@ def install(app: App, openapi_url: str, docs_url: str | None) -> None:
             document.append(msgspec.json.encode(app.openapi()))
         return Response(document[0], media_type=JSON)
 
+    openapi_document.__qualname__ = "shoal.openapi_document"
     app.add_route(openapi_url, openapi_document, include_in_schema=False)
     if docs_url is None:
         return
@@ -89,6 +90,7 @@ def install(app: App, openapi_url: str, docs_url: str | None) -> None:
     async def docs() -> Response:
         return Response(page, media_type="text/html")
 
+    docs.__qualname__ = "shoal.docs_page"
     app.add_route(docs_url, docs, include_in_schema=False)
     base = docs_url.rstrip("/")
     for name, media_type in ASSETS.items():
@@ -101,5 +103,5 @@ def _asset_handler(name: str, media_type: str) -> Callable[[], Awaitable[Respons
             asset(name), media_type=media_type, headers={"cache-control": "public, max-age=86400"}
         )
 
-    static_asset.__qualname__ = static_asset.__name__ = f"swagger_ui_{name.replace('-', '_')}"
+    static_asset.__qualname__ = static_asset.__name__ = f"shoal.static:{name}"
     return static_asset
