@@ -8,6 +8,7 @@ ShoalError                      base of everything shoal raises
 ├── DatabaseError               shoal.db: the database refused a statement (500 when uncaught)
 │   ├── MigrationError          a migration file failed or is inconsistent; nothing of it applied
 │   ├── IntegrityError *        409: a unique, foreign key, check or not-null constraint failed
+│   ├── OutOfRange *            422: an argument is out of the range its column type can hold
 │   └── DatabaseUnavailable *   503: unreachable, pool exhausted, busy, statement timed out
 └── HTTPError                   an error with an HTTP status, sent as RFC 9457 problem+json
     ├── BadRequest              400: malformed body, unreadable body, bad framing
@@ -15,6 +16,7 @@ ShoalError                      base of everything shoal raises
     ├── MethodNotAllowed        405: the path exists, the method does not (carries `Allow`)
     ├── PayloadTooLarge         413: the body is over the app's limit
     ├── ValidationError         422: the request is well-formed but its values are invalid
+    │   └── OutOfRange *
     ├── Conflict                409: the request conflicts with the current state
     │   └── IntegrityError *
     └── ServiceUnavailable      503: overloaded or a dependency is down (carries `Retry-After`)
@@ -48,6 +50,7 @@ __all__ = [
     "MethodNotAllowed",
     "MigrationError",
     "NotFound",
+    "OutOfRange",
     "PayloadTooLarge",
     "RouteConflict",
     "ServiceUnavailable",
@@ -218,6 +221,28 @@ class IntegrityError(DatabaseError, Conflict):
         self.message = message
         self.sqlstate = sqlstate
         self.constraint = constraint
+        self.args = (message,)
+
+
+class OutOfRange(DatabaseError, ValidationError):
+    """422: a statement's argument is out of the range the database can hold.
+
+    An id of `99999999999999999999` is a valid Python int but no SQLite or
+    PostgreSQL integer: the client sent a value this service cannot look up
+    or store, so it is the client's error, not a 500. `argument` is the
+    1-based position of the offending argument when the driver says it.
+    """
+
+    def __init__(
+        self, message: str, *, sqlstate: str | None = None, argument: int | None = None
+    ) -> None:
+        # the client never sees SQL positions: the detail says what went wrong
+        ValidationError.__init__(
+            self, [], detail="A value in the request is out of the range this service can store."
+        )
+        self.message = message
+        self.sqlstate = sqlstate
+        self.argument = argument
         self.args = (message,)
 
 

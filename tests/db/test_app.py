@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from shoal import App, HTTPError, Request
-from shoal.db import Database, IntegrityError
+from shoal import App, HTTPError, Request, ValidationError
+from shoal.db import Database, DatabaseError, IntegrityError, OutOfRange
 from shoal.testing import AsyncTestClient, TestClient
 from tests.postgres import PostgresServer
 
@@ -77,6 +77,41 @@ async def test_uncaught_integrity_error_is_409_problem(database_url: str) -> Non
     problem = response.json()
     assert problem["status"] == 409 and problem["title"] == "Conflict"
     assert "users" not in problem["detail"] and "UNIQUE" not in problem["detail"].upper()
+
+
+@pytest.mark.parametrize("user_id", [10**20, -(10**19), 2**63])
+async def test_an_id_past_the_database_integer_range_is_422_not_500(
+    database_url: str, user_id: int
+) -> None:
+    app = make_app(Database(database_url))
+
+    @app.get("/users/{user_id:int}")
+    async def get_user(user_id: int, db: Database) -> dict[str, Any]:
+        row = await db.fetchrow("SELECT id, email FROM users WHERE id = $1", user_id)
+        if row is None:
+            raise HTTPError(404, "no such user")
+        return dict(row)
+
+    async with AsyncTestClient(app) as client:
+        response = await client.get(f"/users/{user_id}")
+        assert response.status_code == 422, response.content
+        problem = response.json()
+        assert (
+            problem["detail"]
+            == "A value in the request is out of the range this service can store."
+        )
+        assert "$1" not in response.text and "int64" not in response.text
+        assert (await client.get("/users/7")).status_code == 404  # still serving
+
+
+async def test_out_of_range_is_a_database_error_and_a_validation_error(db: Database) -> None:
+    await db.execute("CREATE TABLE big (n BIGINT)")
+    with pytest.raises(OutOfRange) as caught:
+        await db.execute("INSERT INTO big (n) VALUES ($1)", 2**64)
+    assert isinstance(caught.value, DatabaseError) and isinstance(caught.value, ValidationError)
+    assert caught.value.status == 422
+    assert isinstance(caught.value.__cause__, Exception)  # the driver's, chained
+    assert await db.fetchval("SELECT count(*) FROM big") == 0
 
 
 async def test_a_handler_catches_integrity_error(database_url: str) -> None:

@@ -13,12 +13,18 @@ async def count(db: Database) -> dict:
 ```
 
 See `Database` for the pool's options and `shoal.db.migrations` for
-`shoal db migrate`. The errors (`DatabaseError`, `IntegrityError`,
+`shoal db migrate`. The errors (`DatabaseError`, `IntegrityError`, `OutOfRange`,
 `DatabaseUnavailable`, `MigrationError`) live in `shoal.errors`, in the one
 exception tree, and are re-exported here.
 """
 
-from ..errors import DatabaseError, DatabaseUnavailable, IntegrityError, MigrationError
+from ..errors import (
+    DatabaseError,
+    DatabaseUnavailable,
+    IntegrityError,
+    MigrationError,
+    OutOfRange,
+)
 from .database import DEFAULT_URL, Connection, Database, DatabaseOptions, Row
 from .migrations import migrate
 
@@ -31,6 +37,7 @@ __all__ = [
     "DatabaseUnavailable",
     "IntegrityError",
     "MigrationError",
+    "OutOfRange",
     "Row",
     "migrate",
 ]

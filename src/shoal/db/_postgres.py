@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -17,7 +18,7 @@ from typing import Any
 import asyncpg
 from asyncpg import exceptions as pg
 
-from ..errors import DatabaseError, DatabaseUnavailable, IntegrityError
+from ..errors import DatabaseError, DatabaseUnavailable, IntegrityError, OutOfRange
 from .database import Connection, DatabaseOptions, Row, _Pool
 
 __all__ = ["PostgresConnection", "PostgresPool", "PostgresRow"]
@@ -54,6 +55,10 @@ _RETRYABLE: tuple[type[BaseException], ...] = (
 def translate(exc: BaseException, connection: Any, retry_after: int) -> DatabaseError:
     """The shoal error for `exc`, raised while using `connection` (None while acquiring)."""
     sqlstate: str | None = getattr(exc, "sqlstate", None)
+    if isinstance(exc, pg.DataError) and isinstance(exc.__cause__, OverflowError):
+        # asyncpg could not encode an argument: an int past the column's range
+        found = re.match(r"invalid input for query argument \$(\d+)", str(exc))
+        return OutOfRange(str(exc), sqlstate=sqlstate, argument=int(found[1]) if found else None)
     if isinstance(exc, pg.IntegrityConstraintViolationError):
         constraint = getattr(exc, "constraint_name", None)
         return IntegrityError(str(exc), sqlstate=sqlstate, constraint=constraint)

@@ -21,7 +21,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import lru_cache
 from typing import Any, ClassVar, TypeVar
 
-from ..errors import DatabaseError, DatabaseUnavailable, IntegrityError
+from ..errors import DatabaseError, DatabaseUnavailable, IntegrityError, OutOfRange
 from ._sql import split_script, to_sqlite
 from .database import Connection, DatabaseOptions, Row, _Pool
 
@@ -43,8 +43,10 @@ _UNAVAILABLE = {
 _PROGRESS_STEPS = 1000
 
 
-def translate(exc: sqlite3.Error, retry_after: int) -> DatabaseError:
+def translate(exc: sqlite3.Error | OverflowError, retry_after: int) -> DatabaseError:
     """The shoal error for a `sqlite3` error (the caller chains it with `from`)."""
+    if isinstance(exc, OverflowError):  # an int argument past SQLite's 64 bits
+        return OutOfRange(str(exc))
     name: str | None = getattr(exc, "sqlite_errorname", None)
     code: int | None = getattr(exc, "sqlite_errorcode", None)
     primary = code & 0xFF if code is not None else None
@@ -173,7 +175,7 @@ class SQLiteConnection(Connection):
         try:
             cursor = self.raw.execute(to_sqlite(sql), args)
             return _rows(cursor, cursor.fetchall())
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OverflowError) as exc:
             raise translate(exc, self._options.retry_after) from exc
 
     def _fetchrow(self, sql: str, args: Sequence[Any]) -> Row | None:
@@ -184,7 +186,7 @@ class SQLiteConnection(Connection):
             rows = None if row is None else _rows(cursor, [row])
             cursor.close()  # ends the statement, so it holds no read snapshot
             return None if rows is None else rows[0]
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OverflowError) as exc:
             raise translate(exc, self._options.retry_after) from exc
 
     def _fetchval(self, sql: str, args: Sequence[Any]) -> Any:
@@ -194,7 +196,7 @@ class SQLiteConnection(Connection):
             row = cursor.fetchone()
             cursor.close()
             return None if row is None else row[0]
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OverflowError) as exc:
             raise translate(exc, self._options.retry_after) from exc
 
     def _execute(self, sql: str, args: Sequence[Any]) -> int:
@@ -204,7 +206,7 @@ class SQLiteConnection(Connection):
             count = cursor.rowcount
             cursor.close()
             return max(count, 0)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OverflowError) as exc:
             raise translate(exc, self._options.retry_after) from exc
 
     def _atomically(self, work: Callable[[], None]) -> None:
@@ -219,14 +221,14 @@ class SQLiteConnection(Connection):
                 self.raw.execute("RELEASE shoal_atomic")
                 raise
             self.raw.execute("RELEASE shoal_atomic")
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OverflowError) as exc:
             raise translate(exc, self._options.retry_after) from exc
 
     def _control(self, statement: str) -> None:
         self._start_clock()
         try:
             self.raw.execute(statement)
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OverflowError) as exc:
             raise translate(exc, self._options.retry_after) from exc
 
     def _rollback_quietly(self) -> None:
