@@ -16,7 +16,7 @@ import pytest
 from shoal import App, ConfigurationError, Handler, Request, Response, StallReport
 from shoal.testing import AsyncTestClient, BlockingError, TestClient
 from shoal.watchdog import Watchdog
-from tests import watchdog_app
+from tests.apps import watchdog as watchdog_app
 from tests.servers import running_server
 
 
@@ -212,7 +212,7 @@ def test_forbid_blocking_needs_the_watchdog() -> None:
 def test_under_shoal_run_the_server_log_names_the_handler_and_line() -> None:
     line = line_of(watchdog_app.blocking_handler, "time.sleep(0.3)")
     path = Path(watchdog_app.__file__).resolve()
-    with running_server("granian-rsgi", "tests.watchdog_app:app") as server:
+    with running_server("granian-rsgi", "tests.apps.watchdog:app") as server:
         blocked = httpx.get(f"{server.url}/blocking", headers={"x-request-id": "e2e-1"})
         deadline = time.monotonic() + 10
         while "e2e-1" not in server.output() and time.monotonic() < deadline:
@@ -221,7 +221,7 @@ def test_under_shoal_run_the_server_log_names_the_handler_and_line() -> None:
         log = server.output()
     assert blocked.status_code == 200
     [warning] = [entry for entry in log.split("[WARNING] ")[1:] if "e2e-1" in entry]
-    assert "handler tests.watchdog_app.blocking_handler" in warning
+    assert "handler tests.apps.watchdog.blocking_handler" in warning
     assert f"at {path}:{line}" in warning
     assert "request GET /blocking, route /blocking, request id e2e-1" in warning
     assert "time.sleep(0.3)" in warning

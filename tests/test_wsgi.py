@@ -21,7 +21,7 @@ from flask import Flask, Response, abort, jsonify, request, stream_with_context
 from shoal import App, ConfigurationError
 from shoal.cli import main
 from shoal.testing import AsyncTestClient, TestClient
-from tests import wsgi_targets
+from tests.apps import wsgi_targets
 from tests.servers import running_server
 
 # -- apps under test -------------------------------------------------------------
@@ -672,9 +672,9 @@ def test_one_prefix_one_mount_and_none_after_start() -> None:
 
 
 def test_shoal_routes_lists_mounts(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["routes", "tests.wsgi_targets:app"]) == 0
+    assert main(["routes", "tests.apps.wsgi_targets:app"]) == 0
     out = capsys.readouterr().out
-    assert "/flask/..." in out and "WSGI <Flask 'tests.wsgi_targets'>" in out
+    assert "/flask/..." in out and "WSGI <Flask 'tests.apps.wsgi_targets'>" in out
     assert "GET" in out and "/closed" in out
 
 
@@ -682,7 +682,7 @@ def test_shoal_routes_lists_mounts(capsys: pytest.CaptureFixture[str]) -> None:
     ("target", "interface", "message"),
     [
         ("examples.hello:app", "wsgi", "is a shoal App, not a WSGI application"),
-        ("tests.wsgi_targets:MAX_BODY", "wsgi", "is a int, not a WSGI application"),
+        ("tests.apps.wsgi_targets:MAX_BODY", "wsgi", "is a int, not a WSGI application"),
         ("examples.wsgi_hello:application", "rsgi", "serve a WSGI application"),
     ],
 )
@@ -708,7 +708,7 @@ def test_shoal_run_interface_wsgi_serves_a_plain_wsgi_app() -> None:
 @pytest.mark.parametrize("kind", ["granian-rsgi", "uvicorn", "hypercorn"])
 def test_mounted_apps_on_a_real_server(kind: str) -> None:
     with (
-        running_server(kind, "tests.wsgi_targets:app") as server,
+        running_server(kind, "tests.apps.wsgi_targets:app") as server,
         httpx.Client(base_url=server.url, timeout=10) as client,
     ):
         as_json = client.get("/flask/json")

@@ -1,6 +1,6 @@
 """A service with a handler that blocks the event loop, for the watchdog's end-to-end tests.
 
-Served by `shoal run tests.watchdog_app:app` in `tests/test_watchdog.py`.
+Served by `shoal run tests.apps.watchdog:app` in `tests/test_watchdog.py`.
 """
 
 import asyncio
