@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Sequence
 
+from .database import databases, postgres_version
 from .environment import (
     BENCH_DIR,
     BIN,
@@ -63,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--peers",
         type=lambda v: _names(v, list(PEERS), "peer"),
         default=list(PEERS),
-        help=f"comma-separated, from: {', '.join(PEERS)} (default: all; shoal always runs)",
+        help=f"comma-separated, from: {', '.join(PEERS)} (default: all; shoal's baseline "
+        "rows, shoal and shoal-db, always run)",
     )
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per run (default 3)")
     parser.add_argument(
@@ -107,8 +109,8 @@ def _versions() -> dict[str, str]:
 def _top_peers(results: Sequence[Result], count: int) -> list[str]:
     ranked = sorted(
         (r for r in results
-         if r.workload == "json" and r.workers == 1 and r.na is None and r.peer != "shoal"
-         and PEERS[r.peer].scales),
+         if r.workload == "json" and r.workers == 1 and r.na is None
+         and PEERS[r.peer].kind not in ("shoal", "variant") and PEERS[r.peer].scales),
         key=lambda r: -r.rps,
     )  # fmt: skip
     return [r.peer for r in ranked[:count]]
@@ -137,7 +139,12 @@ def _measure(
     if any(p.name == "go" for p in peers):
         ensure_go_server()
     settings = Settings(args.duration, args.connections, args.warmup, args.repeat)
-    results = measure(peers, workloads, settings, bin_dir)
+    backends = sorted({
+        p.database for p in peers
+        if p.database is not None and any(p.runs(w.name) for w in workloads)
+    })  # fmt: skip
+    with databases(bin_dir, backends) as urls:
+        results = measure(peers, workloads, settings, bin_dir, databases=urls)
     if args.workers > 1:
         json_load = [WORKLOADS["json"]]
         if "json" not in args.workloads:
@@ -155,8 +162,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.quick:
         args.duration, args.warmup, args.repeat = 1.0, 0.0, 1
     write_docs = args.docs if args.docs is not None else not args.quick
-    peer_names = ["shoal", *[p for p in args.peers if p != "shoal"]]
-    peers = [p for p in ALL_PEERS if p.name in peer_names]
+    peers = [p for p in ALL_PEERS if p.name in args.peers or p.kind == "shoal"]
     workloads = [w for w in ALL_WORKLOADS if w.name in args.workloads]
 
     if args.from_results:
@@ -173,10 +179,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(console(results))
         say(f"measured in {time.time() - started:.0f}s")
         facts = machine()
+        if any(p.database == "postgresql" for p in peers) and any(
+            w.name in ("db", "queries", "updates", "fortunes") for w in workloads
+        ):
+            facts["postgresql"] = postgres_version() + " (fsync, synchronous_commit off)"
         run_settings = {
             "duration": f"{args.duration:g} s per run, after {args.warmup:g} s of warm-up",
             "rounds": f"{args.repeat} per workload, every peer once a round, the best kept",
             "connections": f"{args.connections} (sync-io: 64), one wrk thread per load CPU",
+            "database workloads": (
+                "one PostgreSQL for every peer (not pinned: it shares the CPUs with the server "
+                "and wrk), pools of 10 connections, one worker"
+            ),
             "CPU pinning (one worker)": pinning(1).note,
         }
         if args.workers > 1:

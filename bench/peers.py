@@ -20,26 +20,45 @@ GO_SERVER = ROOT / ".bench" / "go-server"
 
 Command = Callable[[Path, int, int], list[str]]
 
+CORE = ("json", "plaintext", "plaintext-pipelined", "time", "params", "sync-io")
+"""The workloads every framework peer serves (issue 3)."""
+TYPED = ("params-typed",)
+"""Typed parameters: shoal (typed and by hand), FastAPI and Litestar (issue 6)."""
+DATABASE = ("db", "queries", "updates", "fortunes")
+"""TechEmpower's database workloads, on one PostgreSQL (issue 5)."""
+
 
 @dataclass(frozen=True)
 class Peer:
     """A server and framework pair under test.
 
-    `kind` is `shoal`, `ceiling` (no framework: bare granian RSGI, raw ASGI),
-    `framework` (a Python framework shoal competes with) or `reference` (Go).
-    `unsupported` maps a workload to the reason it shows `n/a`; `scales` is
-    False (with `scale_note`) for servers with no multi-worker mode.
+    `kind` is `shoal` (the row every other row of a workload is compared
+    with), `variant` (shoal with one setting changed, measured for a target:
+    watchdog off, parameters read by hand, a mounted Flask app, SQLite),
+    `ceiling` (no framework: bare granian RSGI, raw ASGI), `framework` (a
+    Python framework shoal competes with) or `reference` (Go).
+    `workloads` are the workloads the peer serves (it has no row in the
+    others); `unsupported` maps one of them to the reason it shows `n/a`.
+    `database` (`postgresql` or `sqlite`) asks the harness for a seeded
+    database, passed as `DATABASE_URL`. `scales` is False (with
+    `scale_note`) for servers with no multi-worker mode.
     """
 
     name: str
     label: str
     kind: str
     command: Command
+    workloads: tuple[str, ...] = CORE
     env: dict[str, str] = field(default_factory=dict)
     unsupported: dict[str, str] = field(default_factory=dict)
     scales: bool = True
     scale_note: str = ""
     python: bool = True
+    database: str | None = None
+
+    def runs(self, workload: str) -> bool:
+        """Whether this peer serves `workload` (has a row, figure or `n/a`, in its table)."""
+        return workload in self.workloads
 
 
 def _granian(interface: str, target: str) -> Command:
@@ -75,11 +94,14 @@ def _gunicorn(worker_class: str, target: str, threads: int = 1) -> Command:
     return command
 
 
-def _shoal(bin_dir: Path, port: int, workers: int) -> list[str]:
-    return [
-        str(bin_dir / "shoal"), "run", "bench.apps.shoal_app:app", "--host", "127.0.0.1",
-        "--port", str(port), "--workers", str(workers), "--log-level", "warning",
-    ]  # fmt: skip
+def _shoal(target: str) -> Command:
+    def command(bin_dir: Path, port: int, workers: int) -> list[str]:
+        return [
+            str(bin_dir / "shoal"), "run", target, "--host", "127.0.0.1",
+            "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+        ]  # fmt: skip
+
+    return command
 
 
 def _sanic(bin_dir: Path, port: int, workers: int) -> list[str]:
@@ -101,7 +123,8 @@ def _go(bin_dir: Path, port: int, workers: int) -> list[str]:
 
 
 PEERS: list[Peer] = [
-    Peer("shoal", "shoal (granian RSGI)", "shoal", _shoal),
+    Peer("shoal", "shoal (granian RSGI)", "shoal", _shoal("bench.apps.shoal_app:app"),
+         workloads=(*CORE, *TYPED)),
     Peer("granian-rsgi", "bare granian RSGI", "ceiling",
          _granian("rsgi", "bench.apps.granian_rsgi:app")),
     Peer("raw-asgi", "raw ASGI on uvicorn", "ceiling",
@@ -115,8 +138,10 @@ PEERS: list[Peer] = [
          _uvicorn("bench.apps.starlette_app:app")),
     Peer("starlette-granian", "Starlette on granian (ASGI)", "framework",
          _granian("asgi", "bench.apps.starlette_app:app")),
-    Peer("fastapi", "FastAPI on uvicorn", "framework", _uvicorn("bench.apps.fastapi_app:app")),
-    Peer("litestar", "Litestar on uvicorn", "framework", _uvicorn("bench.apps.litestar_app:app")),
+    Peer("fastapi", "FastAPI on uvicorn", "framework", _uvicorn("bench.apps.fastapi_app:app"),
+         workloads=(*CORE, *TYPED)),
+    Peer("litestar", "Litestar on uvicorn", "framework", _uvicorn("bench.apps.litestar_app:app"),
+         workloads=(*CORE, *TYPED)),
     Peer("falcon", "Falcon (ASGI) on uvicorn", "framework",
          _uvicorn("bench.apps.falcon_app:app")),
     Peer("tornado", "Tornado (uvloop)", "framework", _module("bench.apps.tornado_app")),
@@ -128,9 +153,40 @@ PEERS: list[Peer] = [
          scales=False, scale_note="gevent's pywsgi server runs one process"),
     Peer("go", "Go net/http (reference)", "reference", _go,
          env={"GOMAXPROCS": "1"}, python=False),
+    # -- shoal variants and extra peers, each for one of the issues' targets --
+    Peer("shoal-no-watchdog", "shoal, watchdog off (stall_threshold=None)", "variant",
+         _shoal("bench.apps.shoal_no_watchdog:app"), workloads=("json",)),
+    Peer("shoal-flask", f"Flask app mounted in shoal ({SYNC_THREADS} threads)", "variant",
+         _shoal("bench.apps.shoal_flask:app"), workloads=("json",)),
+    Peer("shoal-untyped", "shoal, same handler reading request.query by hand", "variant",
+         _shoal("bench.apps.shoal_untyped:app"), workloads=TYPED),
+    Peer("flask-gunicorn-1", "Flask on gunicorn gthread (--threads 1, its default)",
+         "framework", _gunicorn("gthread", "bench.apps.flask_app:app", threads=1),
+         workloads=("sync-io",)),
+    Peer("shoal-db", "shoal + PostgreSQL (examples.techempower_db)", "shoal",
+         _shoal("examples.techempower_db:app"), workloads=DATABASE, database="postgresql"),
+    Peer("shoal-sqlite", "shoal + SQLite file (the embedded default)", "variant",
+         _shoal("examples.techempower_db:app"), workloads=("db",), database="sqlite"),
+    Peer("aiohttp-db", "aiohttp + asyncpg (gunicorn uvloop worker)", "framework",
+         _gunicorn("aiohttp.GunicornUVLoopWebWorker", "bench.db_peers.aiohttp_asyncpg:app"),
+         workloads=DATABASE, database="postgresql"),
+    Peer("starlette-db", "Starlette + asyncpg on uvicorn", "framework",
+         _uvicorn("bench.db_peers.starlette_asyncpg:app"), workloads=DATABASE,
+         database="postgresql"),
+    Peer("blacksheep-db", "BlackSheep + asyncpg on uvicorn", "framework",
+         _uvicorn("bench.db_peers.blacksheep_asyncpg:app"), workloads=DATABASE,
+         database="postgresql"),
 ]  # fmt: skip
 
 BY_NAME = {peer.name: peer for peer in PEERS}
+
+
+def baseline(workload: str) -> str:
+    """The shoal row every other row of `workload` is compared with."""
+    for peer in PEERS:
+        if peer.kind == "shoal" and peer.runs(workload):
+            return peer.name
+    return "shoal"
 
 
 def peer_env(peer: Peer, workers: int) -> dict[str, str]:

@@ -11,7 +11,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-COLOURS = {"shoal": "#d9480f", "ceiling": "#868e96", "framework": "#1c7ed6", "reference": "#2b8a3e"}
+COLOURS = {
+    "shoal": "#d9480f", "variant": "#ffa94d", "ceiling": "#868e96", "framework": "#1c7ed6",
+    "reference": "#2b8a3e",
+}  # fmt: skip
 
 
 def _kind(peer: str) -> str:
@@ -50,8 +53,11 @@ def bars(workload: str, rows: list[dict[str, Any]], path: Path) -> None:
     ax.set_title(f"{workload}: one worker")
     ax.grid(axis="x", alpha=0.3)
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in COLOURS.values()]
-    ax.legend(handles, ["shoal", "no framework (ceiling)", "framework", "Go (reference)"],
-              loc="lower right", fontsize=8)  # fmt: skip
+    names = ["shoal", "shoal, one setting changed", "no framework (ceiling)", "framework",
+             "Go (reference)"]  # fmt: skip
+    shown = {_kind(r["peer"]) for r in rows}
+    pairs = [(h, n) for h, n, k in zip(handles, names, COLOURS, strict=True) if k in shown]
+    ax.legend([h for h, _ in pairs], [n for _, n in pairs], loc="lower right", fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
     plt.close(fig)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -120,14 +120,27 @@ def _measure_one(
         result.cpu_us = rss.cpu / load.requests * 1e6 if load.requests else None
 
 
+def _fail(
+    results: dict[tuple[str, str], Result], peer: Peer, workloads: Sequence[Workload], why: str
+) -> None:
+    for workload in workloads:
+        if peer.runs(workload.name):
+            results[peer.name, workload.name].na = why
+
+
 def measure(
     peers: Sequence[Peer],
     workloads: Sequence[Workload],
     settings: Settings,
     bin_dir: Path,
     workers: int = 1,
+    databases: Mapping[str, str] | None = None,
 ) -> list[Result]:
-    """Every peer on every workload, `settings.repeat` rounds, the best round kept.
+    """Every peer on every workload it serves, `settings.repeat` rounds, the best kept.
+
+    `databases` maps a backend (`postgresql`, `sqlite`) to the URL of its
+    seeded database, or to `!reason` when it could not be had; a peer that
+    needs one gets it as `DATABASE_URL`, or shows `n/a` with the reason.
 
     All the servers are started first and stay up, idle but for the one being
     loaded; each round loads every peer once, in turn (the order reversed on
@@ -135,19 +148,30 @@ def measure(
     all of them alike rather than on whichever peer ran at that moment.
     """
     pins = pinning(workers)
-    results = {(p.name, w.name): Result(p.name, w.name, workers) for p in peers for w in workloads}
+    databases = databases or {}
+    peers = [p for p in peers if any(p.runs(w.name) for w in workloads)]
+    results = {
+        (p.name, w.name): Result(p.name, w.name, workers)
+        for p in peers for w in workloads if p.runs(w.name)
+    }  # fmt: skip
     with ExitStack() as stack:
         servers: dict[str, Server] = {}
         for peer in peers:
+            env = {}
+            if peer.database is not None:
+                url = databases.get(peer.database, f"!no {peer.database} database was set up")
+                if url.startswith("!"):
+                    _fail(results, peer, workloads, url[1:])
+                    continue
+                env["DATABASE_URL"] = url
             try:
                 servers[peer.name] = stack.enter_context(
-                    running(peer, bin_dir, workers, pins.server)
+                    running(peer, bin_dir, workers, pins.server, env=env)
                 )
             except ServerFailed as exc:
-                for workload in workloads:
-                    results[peer.name, workload.name].na = f"server failed: {_first_line(str(exc))}"
+                _fail(results, peer, workloads, f"server failed: {_first_line(str(exc))}")
         for workload in workloads:
-            order = [p for p in peers if p.name in servers]
+            order = [p for p in peers if p.name in servers and p.runs(workload.name)]
             for round_ in range(settings.repeat):
                 for peer in order if round_ % 2 == 0 else reversed(order):
                     result = results[peer.name, workload.name]

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
@@ -142,24 +142,29 @@ def running(
     cpus: Sequence[int] = (),
     log_dir: Path | None = None,
     timeout: float = 30.0,
+    env: Mapping[str, str] | None = None,
 ) -> Iterator[Server]:
-    """Start `peer` with `workers` workers (pinned to `cpus` if given); stop it on exit."""
+    """Start `peer` with `workers` workers (pinned to `cpus` if given); stop it on exit.
+
+    `env` adds to the server's environment (a database's `DATABASE_URL`).
+    """
     port = free_port()
     command = peer.command(bin_dir, port, workers)
     if cpus:
         command = ["taskset", "-c", ",".join(map(str, cpus)), *command]
-    env = {
+    environment = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
         "PYTHONDONTWRITEBYTECODE": "1",
         **peer_env(peer, workers),
+        **(env or {}),
     }
     log_dir = log_dir or ROOT / ".bench" / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{peer.name}-{workers}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
-            command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            command, cwd=ROOT, env=environment, stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
     server = Server(port, process, log_path)

@@ -8,8 +8,10 @@ wrongly shows `n/a` with the reason instead of a figure.
 
 from __future__ import annotations
 
+import html
 import http.client
 import json
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -67,6 +69,67 @@ def _time(answer: Answer) -> None:
         raise WrongAnswer(f"expected {{'time': <now as float>}}, got {data!r}")
 
 
+WORLD_ROWS = 10_000
+QUERIES = 20
+ADDITIONAL_FORTUNE = "Additional fortune added at request time."
+FORTUNE_ROWS = 13  # TechEmpower's 12 fortunes and the one added at request time
+_FORTUNE_ROW = re.compile(r"<tr><td>(\d+)</td><td>(.*?)</td></tr>", re.S)
+
+
+def _world(item: object) -> None:
+    if not isinstance(item, dict) or set(item) != {"id", "randomNumber"}:
+        raise WrongAnswer(f"expected {{'id': n, 'randomNumber': m}}, got {item!r}")
+    for key in ("id", "randomNumber"):
+        value = item[key]
+        if not isinstance(value, int) or not 1 <= value <= WORLD_ROWS:
+            raise WrongAnswer(f"{key} must be an integer in 1..{WORLD_ROWS}, got {value!r}")
+
+
+def _one_world(answer: Answer) -> None:
+    _world(_expect_json(answer))
+
+
+def _worlds(count: int) -> Callable[[Answer], None]:
+    def verify(answer: Answer) -> None:
+        data = _expect_json(answer)
+        if not isinstance(data, list) or len(data) != count:
+            raise WrongAnswer(f"expected a list of {count} worlds, got {str(data)[:80]}")
+        for item in data:
+            _world(item)
+        if len({item["id"] for item in data}) != count:
+            raise WrongAnswer("the worlds' ids repeat")
+
+    return verify
+
+
+def _fortunes(answer: Answer) -> None:
+    """TechEmpower's fortunes rules: every row, the added one, sorted, escaped, UTF-8."""
+    media = answer.headers.get("content-type", "")
+    if not media.startswith("text/html"):
+        raise WrongAnswer(f"content-type is {media!r}, not text/html")
+    try:
+        page = answer.body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise WrongAnswer("body is not UTF-8") from exc
+    if not page.startswith("<!DOCTYPE html>") or "<table>" not in page:
+        raise WrongAnswer(f"not an HTML table: {page[:80]!r}")
+    rows = [(int(i), html.unescape(m)) for i, m in _FORTUNE_ROW.findall(page)]
+    messages = [m for _, m in rows]
+    problems = []
+    if len(rows) != FORTUNE_ROWS:
+        problems.append(f"{len(rows)} rows, not {FORTUNE_ROWS}")
+    if (0, ADDITIONAL_FORTUNE) not in rows:
+        problems.append("the fortune added at request time is missing")
+    if messages != sorted(messages):
+        problems.append("rows not sorted by message")
+    if "<script>" in page or "&lt;script&gt;" not in page:
+        problems.append("the <script> fortune is not escaped")
+    if "\u30d5\u30ec\u30fc\u30e0\u30ef\u30fc\u30af" not in page:
+        problems.append("the Japanese fortune is missing or mangled")
+    if problems:
+        raise WrongAnswer("fortunes: " + "; ".join(problems))
+
+
 @dataclass(frozen=True)
 class Workload:
     """A path loaded with wrk; `pipeline` > 1 sends that many requests per write."""
@@ -92,6 +155,22 @@ WORKLOADS: list[Workload] = [
     Workload("sync-io", "/sync", _equal({"slept": SLEEP}),
              "a blocking handler (`time.sleep(0.01)`) run off the loop, 64 connections",
              connections=64),
+    Workload("params-typed", "/items/42?limit=10&offset=5&q=hello",
+             _equal({"id": 42, "limit": 10, "offset": 5, "q": "hello"}),
+             "`/items/{item_id:int}?limit=10&offset=5&q=hello` into "
+             '`typed(item_id: int, limit: int = 20, offset: int = 0, q: str = "")`, echoed as '
+             "JSON; shoal's untyped row is the same handler taking `request: Request` and "
+             "reading `request.query` by hand"),
+    Workload("db", "/db", _one_world,
+             "TechEmpower single query: one random row of the 10,000-row `world` table"),
+    Workload("queries", f"/queries?queries={QUERIES}", _worlds(QUERIES),
+             f"TechEmpower multiple queries: {QUERIES} random `world` rows, one query each"),
+    Workload("updates", f"/updates?queries={QUERIES}", _worlds(QUERIES),
+             f"TechEmpower updates: {QUERIES} random `world` rows read one by one, given new "
+             "random numbers and written back"),
+    Workload("fortunes", "/fortunes", _fortunes,
+             "TechEmpower fortunes: the `fortune` table plus one row added at request time, "
+             "sorted by message, escaped into an HTML table"),
 ]  # fmt: skip
 
 BY_NAME = {workload.name: workload for workload in WORKLOADS}

@@ -1,9 +1,12 @@
 """The bench apps keep answering every workload correctly (no timings measured).
 
 Each app whose dependencies are in the dev environment is served for real, as
-`make bench` serves it, and answers one request per workload, checked by the
-same `bench.workloads.check` that guards every benchmark run. The peers that
-need the bench venv (`.bench/venv`) are not covered here.
+`make bench` serves it, and answers one request per workload it serves,
+checked by the same `bench.workloads.check` that guards every benchmark run:
+shoal's bench app and its variants (watchdog off, parameters by hand, a
+mounted Flask app), the bare servers, and shoal's TechEmpower database app on
+a SQLite file (the PostgreSQL peers need the bench venv's frameworks). The
+peers that need the bench venv (`.bench/venv`) are not covered here.
 """
 
 from __future__ import annotations
@@ -16,32 +19,54 @@ import pytest
 
 from bench.loadgen import LoadFailed, parse
 from bench.peers import BY_NAME as PEERS
+from bench.peers import DATABASE, baseline
+from bench.report import targets
+from bench.run import Result
 from bench.server import Server, running, session_pids, tree_rss
+from bench.workloads import BY_NAME as WORKLOAD_NAMES
 from bench.workloads import WORKLOADS, Answer, Workload, WrongAnswer, check, fetch
 
 BIN = Path(sys.executable).parent
-DEV_PEERS = ["shoal", "granian-rsgi", "raw-asgi"]
+DEV_PEERS = ["shoal", "granian-rsgi", "raw-asgi", "shoal-no-watchdog", "shoal-untyped",
+             "shoal-flask", "shoal-db"]  # fmt: skip
+# shoal-db serves examples.techempower_db on a SQLite file here (PostgreSQL in the bench)
+PAIRS = [(p, w) for p in DEV_PEERS for w in WORKLOADS if PEERS[p].runs(w.name)]
+TRIO = ["shoal", "granian-rsgi", "raw-asgi"]
 
 
-@pytest.fixture(scope="module", params=DEV_PEERS)
+@pytest.fixture(scope="module")
 def server(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Server]:
     peer = PEERS[request.param]
-    with running(peer, BIN, log_dir=tmp_path_factory.mktemp("logs")) as started:
+    env = {}
+    if peer.database is not None:
+        env["DATABASE_URL"] = f"sqlite:///{tmp_path_factory.mktemp('db') / 'world.db'}"
+    with running(peer, BIN, log_dir=tmp_path_factory.mktemp("logs"), env=env) as started:
         yield started
 
 
-@pytest.mark.parametrize("workload", WORKLOADS, ids=lambda w: w.name)
+@pytest.mark.parametrize(
+    ("server", "workload"), PAIRS, indirect=["server"], ids=[f"{p}-{w.name}" for p, w in PAIRS]
+)
 def test_each_app_answers_each_workload(server: Server, workload: Workload) -> None:
     check(workload, server.port)  # raises WrongAnswer with the reason
 
 
+def test_every_workload_has_a_shoal_row_served_in_the_dev_venv() -> None:
+    served = {w.name for p, w in PAIRS}
+    assert served == set(WORKLOAD_NAMES)
+    assert all(baseline(w) in DEV_PEERS for w in WORKLOAD_NAMES)
+    assert {baseline(w) for w in DATABASE} == {"shoal-db"}
+
+
+@pytest.mark.parametrize("server", TRIO, indirect=True)
 def test_the_server_process_tree_is_found_and_measured(server: Server) -> None:
     assert server.process.pid in session_pids(server.process.pid)
     assert tree_rss(server.process.pid) > 1024 * 1024
 
 
+@pytest.mark.parametrize("server", TRIO, indirect=True)
 def test_a_wrong_answer_is_caught(server: Server) -> None:
     missing = Workload("missing", "/no-such-route", lambda answer: None, "a 404")
     with pytest.raises(WrongAnswer, match="status 404"):
@@ -51,6 +76,7 @@ def test_a_wrong_answer_is_caught(server: Server) -> None:
         check(wrong_id, server.port)
 
 
+@pytest.mark.parametrize("server", TRIO, indirect=True)
 def test_params_echo_the_id_and_query(server: Server) -> None:
     answer = fetch(server.port, "/users/7?q=x")
     assert answer.status == 200
@@ -68,6 +94,109 @@ def test_params_echo_the_id_and_query(server: Server) -> None:
 def test_json_verification_rejects(answer: Answer, message: str) -> None:
     with pytest.raises(WrongAnswer, match=message):
         WORKLOADS[0].verify(answer)
+
+
+@pytest.mark.parametrize("server", ["shoal", "shoal-untyped"], indirect=True)
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [
+        ("/items/3", {"id": 3, "limit": 20, "offset": 0, "q": ""}),
+        ("/items/3?limit=7&q=a%20b", {"id": 3, "limit": 7, "offset": 0, "q": "a b"}),
+    ],
+)
+def test_typed_and_untyped_items_agree(
+    server: Server, path: str, expected: dict[str, object]
+) -> None:
+    answer = fetch(server.port, path)
+    assert (answer.status, answer.json()) == (200, expected)
+
+
+def test_typed_items_reject_a_bad_limit() -> None:
+    with running(PEERS["shoal"], BIN) as server:
+        answer = fetch(server.port, "/items/3?limit=many")
+    assert answer.status == 422
+    assert answer.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize("server", ["shoal-flask"], indirect=True)
+def test_the_mounted_flask_app_serves_its_own_routes(server: Server) -> None:
+    answer = fetch(server.port, "/users/5?q=flask")
+    assert (answer.status, answer.json()) == (200, {"id": 5, "q": "flask"})
+
+
+FORTUNES_PAGE = (
+    "<!DOCTYPE html><html><head><title>Fortunes</title></head><body><table>"
+    "<tr><th>id</th><th>message</th></tr>{rows}</table></body></html>"
+)
+GOOD_FORTUNES = [
+    (11, "&lt;script&gt;alert(&quot;x&quot;);&lt;/script&gt;"),
+    (4, "A bad random number generator"),
+    (0, "Additional fortune added at request time."),
+    *[(i, f"M{i:02d}") for i in range(13, 22)],
+    (12, "\u30d5\u30ec\u30fc\u30e0\u30ef\u30fc\u30af"),
+]
+
+
+def _page(rows: list[tuple[int, str]]) -> Answer:
+    cells = "".join(f"<tr><td>{i}</td><td>{m}</td></tr>" for i, m in rows)
+    body = FORTUNES_PAGE.format(rows=cells).encode()
+    return Answer(200, {"content-type": "text/html; charset=utf-8"}, body)
+
+
+def test_fortunes_verification_accepts_a_correct_page() -> None:
+    WORKLOAD_NAMES["fortunes"].verify(_page(GOOD_FORTUNES))
+
+
+@pytest.mark.parametrize(
+    ("rows", "message"),
+    [
+        (GOOD_FORTUNES[:-1], "12 rows"),
+        ([r for r in GOOD_FORTUNES if r[0] != 0] + [(99, "zz")], "added at request time"),
+        (list(reversed(GOOD_FORTUNES)), "not sorted"),
+        ([(11, '<script>alert("x");</script>'), *GOOD_FORTUNES[1:]], "not escaped"),
+    ],
+)
+def test_fortunes_verification_rejects(rows: list[tuple[int, str]], message: str) -> None:
+    with pytest.raises(WrongAnswer, match=message):
+        WORKLOAD_NAMES["fortunes"].verify(_page(rows))
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        (b'{"id": 1}', "expected"),
+        (b'{"id": 0, "randomNumber": 5}', "id must be"),
+        (b'{"id": 3, "randomNumber": "5"}', "randomNumber must be"),
+    ],
+)
+def test_world_verification_rejects(body: bytes, message: str) -> None:
+    with pytest.raises(WrongAnswer, match=message):
+        WORKLOAD_NAMES["db"].verify(Answer(200, {"content-type": "application/json"}, body))
+
+
+def test_targets_compare_the_right_rows() -> None:
+    results = [
+        Result("shoal", "json", 1, rps=1000, cpu_us=10),
+        Result("shoal-no-watchdog", "json", 1, rps=1010, cpu_us=10),
+        Result("shoal-flask", "json", 1, rps=300, cpu_us=100),
+        Result("flask-gunicorn", "json", 1, rps=200, cpu_us=150),
+        Result("litestar", "json", 1, rps=500, cpu_us=40),
+        Result("shoal-db", "db", 1, rps=900, cpu_us=50),
+        Result("blacksheep-db", "db", 1, rps=1000, cpu_us=60),
+        Result("aiohttp-db", "db", 1, rps=0, na="server failed"),
+    ]
+    found = targets(results)
+
+    def verdict(words: str) -> tuple[float | None, bool | None]:
+        (target,) = [t for t in found if words in t.text]
+        return (None if target.ratio is None else round(target.ratio, 3)), target.met
+
+    assert verdict("fastest Python framework") == (2.0, True)
+    assert verdict("watchdog") == (0.99, True)  # 1 % cost, under the 2 % goal
+    assert verdict("Flask app mounted") == (1.5, True)
+    assert verdict("`db`") == (0.9, False)
+    assert verdict("bare granian") == (None, None)  # not measured: no verdict
+    assert verdict("`fortunes`") == (None, None)
 
 
 WRK_LINE = (

@@ -30,6 +30,13 @@ async def user(id: int, q: str | None = None) -> dict[str, object]:
     return {"id": id, "q": q}
 
 
+@app.get("/items/{item_id}")
+async def typed_item(
+    item_id: int, limit: int = 20, offset: int = 0, q: str = ""
+) -> dict[str, object]:
+    return {"id": item_id, "limit": limit, "offset": offset, "q": q}
+
+
 @app.get("/sync")
 def sync_io() -> dict[str, float]:
     time.sleep(SLEEP)

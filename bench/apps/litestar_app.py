@@ -33,10 +33,19 @@ async def user(id: int, q: str | None = None) -> dict[str, object]:
     return {"id": id, "q": q}
 
 
+@get("/items/{item_id:int}")
+async def typed_item(
+    item_id: int, limit: int = 20, offset: int = 0, q: str = ""
+) -> dict[str, object]:
+    return {"id": item_id, "limit": limit, "offset": offset, "q": q}
+
+
 @get("/sync", sync_to_thread=True)
 def sync_io() -> dict[str, float]:
     time.sleep(SLEEP)
     return {"slept": SLEEP}
 
 
-app = Litestar([json, plaintext, now, user, sync_io], openapi_config=None, logging_config=None)
+app = Litestar(
+    [json, plaintext, now, user, typed_item, sync_io], openapi_config=None, logging_config=None
+)

@@ -19,11 +19,11 @@ from . import (
     ADDITIONAL_FORTUNE,
     FORTUNES_HEAD,
     FORTUNES_TAIL,
-    POOL_SIZE,
     READ_FORTUNES,
     READ_WORLD,
     UPDATE_WORLD,
     WORLD_ROWS,
+    pool_options,
     query_count,
 )
 
@@ -32,7 +32,7 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 
 async def pool_context(app: web.Application) -> AsyncIterator[None]:
     async with asyncpg.create_pool(
-        os.environ["DATABASE_URL"], min_size=POOL_SIZE, max_size=POOL_SIZE
+        os.environ["DATABASE_URL"], **pool_options()
     ) as pool:
         app[POOL] = pool
         yield

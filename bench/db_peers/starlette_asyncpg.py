@@ -24,11 +24,11 @@ from . import (
     ADDITIONAL_FORTUNE,
     FORTUNES_HEAD,
     FORTUNES_TAIL,
-    POOL_SIZE,
     READ_FORTUNES,
     READ_WORLD,
     UPDATE_WORLD,
     WORLD_ROWS,
+    pool_options,
     query_count,
 )
 
@@ -39,7 +39,7 @@ pool: Any = None
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     global pool
     async with asyncpg.create_pool(
-        os.environ["DATABASE_URL"], min_size=POOL_SIZE, max_size=POOL_SIZE
+        os.environ["DATABASE_URL"], **pool_options()
     ) as opened:
         pool = opened
         yield
