@@ -90,8 +90,7 @@ async def discard(chunks: AsyncIterable[bytes]) -> None:
 class Request:
     """One HTTP request.
 
-    `method`, `path` (percent-decoded) and `query_string` are plain
-    attributes; everything else (`headers`, `query`, `client`, `state`,
+    `method` and `path` (percent-decoded) are plain attributes; everything else (`headers`, `query`, `client`, `state`,
     `await body()`, `await json()`) is computed on first use, so a request
     costs only what its handler reads.
 
@@ -106,7 +105,7 @@ class Request:
     __slots__ = (
         "method",
         "path",
-        "query_string",
+        "_query_string",
         "app",
         "_headers_source",
         "_stream",
@@ -149,7 +148,7 @@ class Request:
     ) -> None:
         self.method = method
         self.path = path
-        self.query_string = query_string
+        self._query_string = query_string
         self.app = app
         self._headers_source = headers
         self._stream = body
@@ -159,6 +158,11 @@ class Request:
             self._raw_path = raw_path
         if max_body_size is not None:
             self._limit = max_body_size
+
+    @property
+    def query_string(self) -> str:
+        """The raw query string, without the `?` (`""` when there is none)."""
+        return self._query_string
 
     @property
     def path_params(self) -> dict[str, Any]:

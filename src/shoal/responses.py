@@ -24,6 +24,7 @@ logger = logging.getLogger("shoal")
 _encode_json = msgspec.json.Encoder().encode
 
 JSON = "application/json"
+_JSON_HEADER = ("content-type", JSON)
 PROBLEM_JSON = "application/problem+json"
 
 
@@ -153,6 +154,6 @@ def to_response(result: Any) -> Response:
         ) from exc
     response = Response.__new__(Response)  # skips __init__'s header checks: hot path
     response.status = 200
-    response.headers = [("content-type", JSON)]
+    response.headers = [_JSON_HEADER]
     response.body = body
     return response

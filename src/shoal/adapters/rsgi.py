@@ -59,7 +59,7 @@ _BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
 class _RSGIRequest(Request):
     """A request read from granian's scope and protocol objects on demand.
 
-    It stores six references when built; headers, the client address and the
+    It stores five references when built; headers, the client address and the
     body are fetched from the scope and protocol only when asked for.
     """
 
@@ -69,10 +69,19 @@ class _RSGIRequest(Request):
     def __init__(self, scope: Any, proto: Any, app: App) -> None:
         self.method = scope.method
         self.path = scope.path
-        self.query_string = scope.query_string
         self.app = app
         self._stream = proto
         self._connection = scope  # has .scheme and .http_version
+
+    @property
+    def query_string(self) -> str:
+        # fetched from granian only when asked: most requests never are
+        try:
+            return self._query_string
+        except AttributeError:
+            query: str = self._connection.query_string
+            self._query_string = query
+            return query
 
     def _header_items(self) -> list[tuple[str, str]]:
         items: list[tuple[str, str]] = self._connection.headers.items()
