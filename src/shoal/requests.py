@@ -90,9 +90,10 @@ async def discard(chunks: AsyncIterable[bytes]) -> None:
 class Request:
     """One HTTP request.
 
-    `method` and `path` (percent-decoded) are plain attributes; everything else (`headers`, `query`, `client`, `state`,
-    `await body()`, `await json()`) is computed on first use, so a request
-    costs only what its handler reads.
+    `method` and `path` (percent-decoded) are plain attributes; everything
+    else (`query_string`, `headers`, `query`, `client`, `state`, `await
+    body()`, `await json()`) is computed on first use, so a request costs
+    only what its handler reads.
 
     `headers` is a list of (name, value) pairs or a function returning one;
     `body` is a function returning an async iterator of chunks; `client` is
