@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -22,9 +22,9 @@ from .datastructures import State
 from .dependencies import Container, Override, Scope
 from .errors import ConfigurationError, HTTPError, MethodNotAllowed, NotFound, StartupError
 from .handlers import HandlerPlan, Planner
-from .requests import Request
-from .responses import Response, problem_response, to_response
-from .routing import Router
+from .requests import BODYLESS_METHODS, Request, no_body
+from .responses import Response, StreamingResponse, problem_response, to_response
+from .routing import Router, compile_template
 from .watchdog import DEFAULT_STALL_THRESHOLD, Watchdog, WatchdogStatistics
 from .wsgi import Mounts, WSGIMount
 
@@ -49,7 +49,6 @@ F = TypeVar("F", bound=Callable[..., Any])
 R = TypeVar("R", bound=AbstractAsyncContextManager[Any])
 
 _INTERNAL_ERROR = HTTPError(500, "The server hit an internal error; it has been logged.")
-_BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(slots=True)
@@ -160,13 +159,11 @@ class App:
     ) -> Endpoint:
         """Register `handler` for `methods` on `path` (the non-decorator form)."""
         self._check_not_started("add a route")
-        from .routing import compile_template
-
-        params, _, _ = compile_template(path)
+        compiled = compile_template(path)
         methods = [m.upper() for m in methods]
-        plan = self.planner.plan(handler, params, options)
+        plan = self.planner.plan(handler, compiled[0], options)
         endpoint = Endpoint(path, methods, handler, plan, plan.name, options)
-        self.router.add(path, methods, endpoint)
+        self.router.add(path, methods, endpoint, compiled)
         self.endpoints.append(endpoint)
         return endpoint
 
@@ -375,7 +372,7 @@ class App:
                     allow = ", ".join(self.router.allowed(request.path))
                     return Response(status=204, headers=[("allow", allow)])
                 request._path_params = params
-                if method not in _BODYLESS:
+                if method not in BODYLESS_METHODS:
                     request.check_declared_size()
                 response = to_response(await endpoint.plan.call(request))
             except Exception as exc:
@@ -438,16 +435,9 @@ class App:
 
 
 def _strip_body(response: Response) -> None:
-    from .responses import StreamingResponse
-
     if isinstance(response, StreamingResponse):
-        response.chunks = _empty()
+        response.chunks = no_body()
     elif response.body:
         if response.header("content-length") is None:
             response.headers.append(("content-length", str(len(response.body))))
         response.body = b""
-
-
-async def _empty() -> AsyncIterator[bytes]:
-    return
-    yield  # pragma: no cover

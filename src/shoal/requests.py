@@ -45,7 +45,12 @@ os.register_at_fork(after_in_child=_reseed_ids)  # forked workers must not repea
 _MAX_ID_LENGTH = 200
 
 
-async def _no_body() -> AsyncIterator[bytes]:
+# Methods whose requests carry no body in practice: no size check, no draining.
+BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+async def no_body() -> AsyncIterator[bytes]:
+    """An empty body: an async iterator that yields nothing."""
     return
     yield  # pragma: no cover - makes this an async generator
 
@@ -330,7 +335,7 @@ class Request:
 
     def _chunks(self) -> AsyncIterator[bytes]:
         """The raw body chunks from the transport (adapters may override)."""
-        return self._stream() if self._stream is not None else _no_body()
+        return self._stream() if self._stream is not None else no_body()
 
     async def body(self) -> bytes:
         """The whole body; 413 past `max_body_size`, 400 if it cannot be read."""

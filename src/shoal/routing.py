@@ -127,9 +127,18 @@ class Router(Generic[T]):
         self._dynamic: list[Route[T]] = []
         self._by_shape: dict[str, Route[T]] = {}
 
-    def add(self, template: str, methods: Iterable[str], handler: T) -> Route[T]:
-        """Register `handler` for `methods` on `template`; refuse conflicts."""
-        params, regex, shape = compile_template(template)
+    def add(
+        self,
+        template: str,
+        methods: Iterable[str],
+        handler: T,
+        compiled: tuple[dict[str, Converter], re.Pattern[str] | None, str] | None = None,
+    ) -> Route[T]:
+        """Register `handler` for `methods` on `template`; refuse conflicts.
+
+        `compiled` is `compile_template(template)` when the caller already has it.
+        """
+        params, regex, shape = compiled or compile_template(template)
         route = self._by_shape.get(shape)
         if route is None:
             route = Route(template, params, regex, shape)

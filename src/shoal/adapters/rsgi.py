@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BadRequest
-from ..requests import Request, discard
+from ..requests import BODYLESS_METHODS, Request, discard
 from ..responses import StreamingResponse
 from ._base import Adapter
 
@@ -51,9 +51,6 @@ async def _read_body(request: _RSGIRequest) -> AsyncIterator[bytes]:
     except Exception as exc:  # granian's RSGIProtocolError / RSGIProtocolClosed
         request._finished = True
         raise BadRequest(detail=_UNREADABLE) from exc
-
-
-_BODYLESS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 class _RSGIRequest(Request):
@@ -121,7 +118,7 @@ class RSGIAdapter(Adapter):
             transport = proto.response_stream(response.status, response.headers)
             await response.send_to(transport.send_bytes)
             return
-        if request.method not in _BODYLESS and not hasattr(request, "_finished"):
+        if request.method not in BODYLESS_METHODS and not hasattr(request, "_finished"):
             # answered without reading the body: drop it first, or closing the
             # connection while the client still sends can lose the answer
             await discard(proto)
