@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 import pytest
 
-from shoal import App, ConfigurationError, Handler, Request, Response, StartupError
+from shoal import App, ConfigurationError, Handler, Lifecycle, Request, Response, StartupError
 from shoal.testing import TestClient
 
 
@@ -180,13 +181,94 @@ def test_path_params_are_coerced_to_the_annotation() -> None:
     assert invalid.json()["errors"][0]["loc"] == ["path", "n"]
 
 
-def test_no_registration_after_start() -> None:
+class Client:
+    async def __aenter__(self) -> Client:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        return None
+
+
+def wsgi_app(environ: Any, start_response: Any) -> list[bytes]:
+    start_response("204 No Content", [])
+    return []
+
+
+async def noop() -> None:
+    return None
+
+
+def provided() -> Client:
+    return Client()
+
+
+# every registration method, each called once the app has started
+REGISTRATIONS: dict[str, Any] = {
+    "route": lambda app: app.get("/late")(noop),
+    "add_route": lambda app: app.add_route("/late", noop),
+    "mount": lambda app: app.mount("/legacy", wsgi_app),
+    "middleware": lambda app: app.add_middleware(lambda handler: handler),
+    "startup hook": lambda app: app.on_startup(noop),
+    "shutdown hook": lambda app: app.on_shutdown(noop),
+    "provider": lambda app: app.provide(provided),
+    "resource": lambda app: app.use(Client()),
+}
+WHAT = {
+    "route": "add the route '/late'",
+    "add_route": "add the route '/late'",
+    "mount": "mount an app at '/legacy'",
+    "middleware": "add middleware",
+    "startup hook": "add a startup hook",
+    "shutdown hook": "add a shutdown hook",
+    "provider": "add a provider",
+    "resource": "add a resource",
+}
+
+
+@pytest.mark.parametrize("kind", REGISTRATIONS)
+def test_registering_after_start_is_refused_naming_what_and_why(kind: str) -> None:
     app = App()
+    states = [app.lifecycle]
+    REGISTRATIONS[kind](App())  # allowed before start
     with TestClient(app):
-        with pytest.raises(ConfigurationError, match="after the app has started"):
-            app.get("/late")(lambda: None)
-        with pytest.raises(ConfigurationError):
-            app.add_middleware(lambda h: h)
+        states.append(app.lifecycle)
+        with pytest.raises(ConfigurationError) as running:
+            REGISTRATIONS[kind](app)
+    states.append(app.lifecycle)
+    assert states == [Lifecycle.REGISTERING, Lifecycle.RUNNING, Lifecycle.STOPPED]
+    with pytest.raises(ConfigurationError) as stopped:
+        REGISTRATIONS[kind](app)  # too late for good: the request path was built once
+    for error in (running, stopped):
+        message = str(error.value)
+        assert message.startswith(f"cannot {WHAT[kind]} after the app has started"), message
+        assert "request path is built once" in message
+
+
+@pytest.mark.parametrize("kind", REGISTRATIONS)
+def test_the_first_request_ends_registration_too(kind: str) -> None:
+    app = App(openapi_url=None)
+    asyncio.run(app.handle(Request("GET", "/")))  # served without startup: composed now
+    assert app.lifecycle is Lifecycle.COMPOSED
+    with pytest.raises(ConfigurationError, match="it is composed"):
+        REGISTRATIONS[kind](app)
+
+
+def test_overrides_change_only_while_the_app_is_not_running() -> None:
+    app = App()
+    app.provide(provided)
+    with TestClient(app), pytest.raises(ConfigurationError, match="while the app is running"):
+        app.override(provided, Client)
+    with app.override(provided, Client):  # stopped: takes effect at the next startup
+        pass
+
+
+def test_a_mistyped_route_option_is_a_type_error_at_registration() -> None:
+    app = App()
+    with pytest.raises(TypeError, match=r"unknown option\(s\) 'stauts'.*status"):
+        app.get("/x", stauts=201)(noop)  # type: ignore[call-arg]
+    with pytest.raises(TypeError, match="invalid option"):
+        app.get("/x", status="201")(noop)  # type: ignore[arg-type]
+    assert app.endpoints == [e for e in app.endpoints if e.template != "/x"]  # nothing added
 
 
 def test_sync_handlers_run_off_the_loop_thread() -> None:

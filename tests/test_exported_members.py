@@ -1,15 +1,35 @@
 """`shoal.__all__` lists exactly the public names the package exports."""
 
+import pkgutil
+
 import shoal
 
 
 def test_all_is_complete_and_accurate() -> None:
     public = {name for name in dir(shoal) if not name.startswith("_")}
-    modules = {"adapters", "app", "cli", "datastructures", "db", "errors", "handlers"}
-    modules |= {"requests", "responses", "routing", "testing", "watchdog", "wsgi"}
-    modules |= {"dependencies", "openapi", "params"}
+    modules = {info.name for info in pkgutil.iter_modules(shoal.__path__)}
     assert set(shoal.__all__) == public - modules
     for name in shoal.__all__:
         obj = getattr(shoal, name)
         if isinstance(obj, type):  # Handler and Middleware are type aliases
             assert obj.__module__.startswith("shoal."), name
+
+
+def test_internal_machinery_lives_in_private_modules() -> None:
+    # a new public module is a decision: internals get a leading underscore
+    public = {info.name for info in pkgutil.iter_modules(shoal.__path__)}
+    assert {name for name in public if not name.startswith("_")} == {
+        "adapters",
+        "app",
+        "cli",
+        "datastructures",
+        "db",
+        "errors",
+        "openapi",
+        "requests",
+        "responses",
+        "routing",
+        "testing",
+        "watchdog",
+        "wsgi",
+    }

@@ -1,9 +1,9 @@
 """shoal: JSON microservices in a few lines, on a native hot path (granian, msgspec)."""
 
+from ._introspect import Body, Depends, Header, Query
 from ._threadpool import PoolStatistics, run_sync
-from .app import App, AppStatistics, Endpoint, Handler, Middleware
+from .app import App, AppStatistics, Endpoint, Handler, Lifecycle, Middleware, RouteOptions
 from .datastructures import Headers, QueryParams, State
-from .dependencies import Depends
 from .errors import (
     BadRequest,
     ConfigurationError,
@@ -23,7 +23,6 @@ from .errors import (
     StartupError,
     ValidationError,
 )
-from .params import Body, Header, Query
 from .requests import Request
 from .responses import JSONResponse, Response, StreamingResponse
 from .watchdog import StallReport, WatchdogStatistics
@@ -48,6 +47,7 @@ __all__ = [
     "Headers",
     "IntegrityError",
     "JSONResponse",
+    "Lifecycle",
     "MethodNotAllowed",
     "Middleware",
     "MigrationError",
@@ -60,6 +60,7 @@ __all__ = [
     "Request",
     "Response",
     "RouteConflict",
+    "RouteOptions",
     "ServiceUnavailable",
     "ShoalError",
     "StallReport",

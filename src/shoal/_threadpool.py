@@ -16,7 +16,7 @@ import contextvars
 import functools
 import threading
 import weakref
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
@@ -90,6 +90,14 @@ class ThreadPool:
         """Call `fn(*args, **kwargs)` in the pool and wait for its result."""
         call = functools.partial(fn, *args, **kwargs)
         return await self.run_in(contextvars.copy_context(), call)
+
+    def as_async(self, fn: Callable[..., Any], is_async: bool) -> Callable[..., Awaitable[Any]]:
+        """`fn` itself when it is async, else a function that runs it in this pool.
+
+        Decided once (at registration), so that a call on the request path is
+        `await invoke(**kwargs)` whichever kind `fn` is.
+        """
+        return fn if is_async else functools.partial(self.run, fn)
 
     async def run_in(
         self, context: contextvars.Context, fn: Callable[[], R], *, bounded: bool = True

@@ -10,23 +10,28 @@ an RSGI app (`app.__rsgi__`), each delegating to its adapter.
 from __future__ import annotations
 
 import asyncio
+import enum
+import functools
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from types import CodeType
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack, overload
 
+import msgspec
+
+from ._dependencies import Container, Override, Scope
+from ._handlers import HandlerPlan, Planner
 from ._threadpool import DEFAULT_QUEUE, DEFAULT_THREADS, PoolStatistics, ThreadPool, bind
 from .datastructures import State
-from .dependencies import Container, Override, Scope
 from .errors import ConfigurationError, HTTPError, MethodNotAllowed, NotFound, StartupError
-from .handlers import HandlerPlan, Planner
-from .requests import BODYLESS_METHODS, Request, no_body
-from .responses import Response, StreamingResponse, problem_response, to_response
-from .routing import Router, compile_template
+from .requests import BODYLESS_METHODS, Request
+from .responses import Response, problem_response, to_response
+from .routing import Mounts, Router, compile_template
 from .watchdog import DEFAULT_STALL_THRESHOLD, Watchdog, WatchdogStatistics
-from .wsgi import Mounts, WSGIMount
+from .wsgi import WSGIMount
 
 if TYPE_CHECKING:
     from wsgiref.types import WSGIApplication
@@ -34,7 +39,7 @@ if TYPE_CHECKING:
     from .adapters.asgi import ASGIAdapter
     from .adapters.rsgi import RSGIAdapter
 
-__all__ = ["App", "AppStatistics", "Endpoint", "Handler", "Middleware"]
+__all__ = ["App", "AppStatistics", "Endpoint", "Handler", "Lifecycle", "Middleware", "RouteOptions"]
 
 logger = logging.getLogger("shoal")
 
@@ -51,6 +56,41 @@ R = TypeVar("R", bound=AbstractAsyncContextManager[Any])
 _INTERNAL_ERROR = HTTPError(500, "The server hit an internal error; it has been logged.")
 
 
+class RouteOptions(TypedDict, total=False):
+    """The keyword options of `app.route()`, `app.get()`... (all optional).
+
+    `status` is the status of a successful result (200); the others shape
+    the route's OpenAPI operation: `summary` and `description` (default: the
+    handler's docstring), `tags`, `operation_id`, `deprecated`,
+    `responses` (`{404: "No such user"}`), and `include_in_schema=False` to
+    leave the route out.
+    """
+
+    status: int
+    summary: str
+    description: str
+    tags: Sequence[str]
+    operation_id: str
+    deprecated: bool
+    responses: Mapping[int, str]
+    include_in_schema: bool
+
+
+def _check_options(path: str, options: dict[str, Any]) -> RouteOptions:
+    """`options` checked against `RouteOptions`: an unknown name or a wrong type is a TypeError."""
+    unknown = sorted(set(options) - set(RouteOptions.__annotations__))
+    if unknown:
+        raise TypeError(
+            f"route {path!r}: unknown option(s) {', '.join(map(repr, unknown))}; the options "
+            f"are {', '.join(RouteOptions.__annotations__)}"
+        )
+    try:
+        msgspec.convert(options, RouteOptions, strict=True)
+    except msgspec.ValidationError as exc:
+        raise TypeError(f"route {path!r}: invalid option: {exc}") from None
+    return options  # type: ignore[return-value]
+
+
 @dataclass(slots=True)
 class Endpoint:
     """A registered handler: where it is routed, and its call plan."""
@@ -60,7 +100,25 @@ class Endpoint:
     handler: Callable[..., Any]
     plan: HandlerPlan
     name: str
-    options: dict[str, Any] = field(default_factory=dict)
+    options: RouteOptions = field(default_factory=lambda: RouteOptions())
+
+
+class Lifecycle(enum.Enum):
+    """Where an app is in its life; `app.lifecycle` (one state, checked everywhere).
+
+    - `REGISTERING`: routes, hooks, providers, resources, mounts and
+      middleware may be added. The only state in which they may.
+    - `COMPOSED`: the request path is built (by the first request, or by
+      `startup()`); registering anything now is a `ConfigurationError`.
+    - `RUNNING`: started: resources open, startup hooks run.
+    - `STOPPED`: shut down; `startup()` may run it again (a second test
+      client), and overrides may change before it does.
+    """
+
+    REGISTERING = "registering"
+    COMPOSED = "composed"
+    RUNNING = "running"
+    STOPPED = "stopped"
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,36 +171,56 @@ class App:
     ) -> None:
         self.max_body_size = max_body_size
         self.router: Router[Endpoint] = Router()
-        self.planner = Planner(self)
         self.endpoints: list[Endpoint] = []
         self.resources: list[AbstractAsyncContextManager[Any]] = []
         self.thread_pool = ThreadPool(threads, max_queue)
         self.watchdog = Watchdog(stall_threshold)
-        self.mounts = Mounts()
+        self.mounts: Mounts[WSGIMount] = Mounts()
         self.state = State()
+        self.container = Container(self.resources, self.thread_pool)
+        self.planner = Planner(self.container, self.thread_pool)
+        self.title = title
+        self.version = version
+        self._lifecycle = Lifecycle.REGISTERING
         self._middleware: list[Middleware] = list(middleware)
         self._lifespan = lifespan
         self._startup_hooks: list[Callable[[], Any]] = []
         self._shutdown_hooks: list[Callable[[], Any]] = []
-        self._chain: Handler | None = None
-        self._inner_chain: Handler = self._dispatch
+        self._entry: Handler = self._dispatch  # what handle() calls, once composed
+        self._inner: Handler = self._dispatch  # the middleware chain, innermost is routing
         self._exit_stack: AsyncExitStack | None = None
         self._asgi: ASGIAdapter | None = None
         self._rsgi: RSGIAdapter | None = None
-        self.container = Container(self)
-        self.title = title
-        self.version = version
         if openapi_url is not None:
-            from .openapi import install
+            from .openapi import install  # openapi imports the app's modules, not the reverse
 
             install(self, openapi_url, docs_url)
+
+    @property
+    def lifecycle(self) -> Lifecycle:
+        """Where the app is in its life (see `Lifecycle`)."""
+        return self._lifecycle
+
+    def _check_registering(self, what: str) -> None:
+        if self._lifecycle is not Lifecycle.REGISTERING:
+            raise ConfigurationError(
+                f"cannot {what} after the app has started (it is {self._lifecycle.value}): "
+                "its request path is built once, at startup() or its first request; register "
+                "routes, hooks, providers, resources, mounts and middleware before that"
+            )
+
+    def _check_not_running(self, what: str) -> None:
+        if self._lifecycle is Lifecycle.RUNNING:
+            raise ConfigurationError(
+                f"cannot {what} while the app is running: it takes effect at the next startup"
+            )
 
     # -- registration -------------------------------------------------------
 
     def route(
-        self, path: str, methods: Iterable[str] = ("GET",), **options: Any
+        self, path: str, methods: Iterable[str] = ("GET",), **options: Unpack[RouteOptions]
     ) -> Callable[[F], F]:
-        """Register the decorated function for `methods` on `path`."""
+        """Register the decorated function for `methods` on `path` (options: `RouteOptions`)."""
 
         def decorate(handler: F) -> F:
             self.add_route(path, handler, methods, **options)
@@ -155,35 +233,36 @@ class App:
         path: str,
         handler: Callable[..., Any],
         methods: Iterable[str] = ("GET",),
-        **options: Any,
+        **options: Unpack[RouteOptions],
     ) -> Endpoint:
         """Register `handler` for `methods` on `path` (the non-decorator form)."""
-        self._check_not_started("add a route")
+        self._check_registering(f"add the route {path!r}")
+        checked = _check_options(path, dict(options))
         compiled = compile_template(path)
         methods = [m.upper() for m in methods]
-        plan = self.planner.plan(handler, compiled[0], options)
-        endpoint = Endpoint(path, methods, handler, plan, plan.name, options)
+        plan = self.planner.plan(handler, compiled[0], checked.get("status", 200))
+        endpoint = Endpoint(path, methods, handler, plan, plan.name, checked)
         self.router.add(path, methods, endpoint, compiled)
         self.endpoints.append(endpoint)
         return endpoint
 
-    def get(self, path: str, **options: Any) -> Callable[[F], F]:
+    def get(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
         """Register the decorated function for `GET` (and so `HEAD`) on `path`."""
         return self.route(path, ["GET"], **options)
 
-    def post(self, path: str, **options: Any) -> Callable[[F], F]:
+    def post(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
         """Register the decorated function for `POST` on `path`."""
         return self.route(path, ["POST"], **options)
 
-    def put(self, path: str, **options: Any) -> Callable[[F], F]:
+    def put(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
         """Register the decorated function for `PUT` on `path`."""
         return self.route(path, ["PUT"], **options)
 
-    def patch(self, path: str, **options: Any) -> Callable[[F], F]:
+    def patch(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
         """Register the decorated function for `PATCH` on `path`."""
         return self.route(path, ["PATCH"], **options)
 
-    def delete(self, path: str, **options: Any) -> Callable[[F], F]:
+    def delete(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
         """Register the decorated function for `DELETE` on `path`."""
         return self.route(path, ["DELETE"], **options)
 
@@ -193,23 +272,25 @@ class App:
         Routes win over mounts: a request goes to the mount only when no
         route answers its path and method. See `shoal.wsgi` for the rules.
         """
-        self._check_not_started("mount an app")
-        mount = WSGIMount(prefix, app, self)
-        self.mounts.add(mount)
+        self._check_registering(f"mount an app at {prefix!r}")
+        mount = WSGIMount(prefix, app, self.thread_pool)
+        self.mounts.add(mount.prefix, mount)
         return mount
 
     def add_middleware(self, middleware: Middleware) -> None:
         """Wrap every request in `middleware`; the last added runs outermost."""
-        self._check_not_started("add middleware")
+        self._check_registering("add middleware")
         self._middleware.append(middleware)
 
     def on_startup(self, hook: F) -> F:
         """Run `hook` (sync or async, no arguments) when the app starts."""
+        self._check_registering("add a startup hook")
         self._startup_hooks.append(hook)
         return hook
 
     def on_shutdown(self, hook: F) -> F:
         """Run `hook` (sync or async, no arguments) when the app stops."""
+        self._check_registering("add a shutdown hook")
         self._shutdown_hooks.append(hook)
         return hook
 
@@ -221,11 +302,11 @@ class App:
         declaring a parameter of its type (`db: Database`); register it
         before the routes that use it.
         """
-        self._check_not_started("add a resource")
+        self._check_registering("add a resource")
         self.resources.append(resource)
         return resource
 
-    # -- dependencies (see shoal.dependencies) --------------------------------
+    # -- dependencies (see shoal._dependencies) -------------------------------
 
     @overload
     def provide(self, func: F, *, scope: Scope = "request", provides: Any = None) -> F: ...
@@ -247,40 +328,41 @@ class App:
         Handlers and other providers receive its value by declaring a
         parameter of the type it returns (or `provides`).
         """
-        if func is None:
 
-            def decorate(func: F) -> F:
-                self.container.provide(func, scope=scope, provides=provides)
-                return func
+        def decorate(func: F) -> F:
+            self._check_registering("add a provider")
+            self.container.provide(func, scope=scope, provides=provides)
+            return func
 
-            return decorate
-        self.container.provide(func, scope=scope, provides=provides)
-        return func
+        return decorate if func is None else decorate(func)
 
     def override(self, target: Any, replacement: Any) -> Override:
         """Inject `replacement` wherever `target` (a provider, type or resource) was.
 
         Takes effect at the next startup; `with app.override(...):` undoes it.
         """
-        return self.container.override(target, replacement)
+        return self.container.override(target, replacement, self._check_not_running)
 
     async def call(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        """Call `func` outside a request, with its providers injected."""
+        """Call `func` outside a request, with its providers injected (the app must be running)."""
+        if self._lifecycle is not Lifecycle.RUNNING:
+            raise ConfigurationError("app.call() needs a started app (startup() first)")
         return await self.container.call(func, *args, **kwargs)
 
     def inject(self, func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
         """Wrap `func` (for background work) so each call gets its providers injected."""
-        return self.container.inject(func)
+
+        @functools.wraps(func)
+        async def injected(*args: Any, **kwargs: Any) -> Any:
+            return await self.call(func, *args, **kwargs)
+
+        return injected
 
     def openapi(self) -> dict[str, Any]:
         """The app's OpenAPI 3.1 document, built from its routes (see `shoal.openapi`)."""
-        from .openapi import openapi_schema
+        from .openapi import openapi_schema  # openapi imports the app's modules, not the reverse
 
         return openapi_schema(self)
-
-    def _check_not_started(self, what: str) -> None:
-        if self._chain is not None:
-            raise ConfigurationError(f"cannot {what} after the app has started serving")
 
     # -- lifespan -----------------------------------------------------------
 
@@ -288,23 +370,29 @@ class App:
         """Open resources, enter the lifespan, run startup hooks.
 
         On failure, whatever was opened is closed again and `StartupError`
-        is raised with the cause chained.
+        is raised with the cause chained. Does nothing when already running.
         """
-        if self._exit_stack is not None:
+        if self._lifecycle is Lifecycle.RUNNING:
             return
         self.compose()
+        self._lifecycle = Lifecycle.RUNNING
         stack = AsyncExitStack()
         try:
             stack.push_async_callback(asyncio.to_thread, self.thread_pool.close)
             stack.callback(bind(asyncio.get_running_loop(), self.thread_pool))
-            await stack.enter_async_context(self.container.open())  # resources, providers
+            # resources and app-scoped providers, and every plan bound to them
+            await stack.enter_async_context(
+                self.container.open(endpoint.plan for endpoint in self.endpoints)
+            )
             if self._lifespan is not None:
                 await stack.enter_async_context(self._lifespan(self))
             stack.push_async_callback(self._run_hooks, self._shutdown_hooks)
             await self._run_hooks(self._startup_hooks)
-            self.watchdog.start(self)  # after startup: loading at start is no stall
+            # after startup: loading at start is no stall
+            self.watchdog.start(self.endpoints, self._entry_codes(), self._route_of)
             stack.callback(self.watchdog.stop)
         except BaseException as exc:
+            self._lifecycle = Lifecycle.STOPPED
             await stack.aclose()
             if isinstance(exc, Exception):
                 raise StartupError(f"the app failed to start: {exc!r}") from exc
@@ -314,6 +402,8 @@ class App:
     async def shutdown(self) -> None:
         """Run shutdown hooks, leave the lifespan, close resources (reverse order)."""
         stack, self._exit_stack = self._exit_stack, None
+        if self._lifecycle is Lifecycle.RUNNING:
+            self._lifecycle = Lifecycle.STOPPED
         if stack is not None:
             await stack.aclose()
 
@@ -328,37 +418,50 @@ class App:
             if inspect.isawaitable(result):
                 await result
 
+    def _entry_codes(self) -> frozenset[CodeType]:
+        # the frames that hold the request in a local named `request`, for the watchdog
+        return frozenset({App._dispatch.__code__, App._guarded.__code__})
+
+    def _route_of(self, path: str) -> str | None:
+        found = self.router.find(path)
+        return found[0].template if found is not None else None
+
     # -- serving ------------------------------------------------------------
 
     def compose(self) -> Handler:
         """The app's entry handler: middleware around routing, composed once.
 
         The returned function never raises: every error becomes a problem
-        response. Composing freezes the app (no more routes or middleware).
+        response. Composing ends registration (`Lifecycle.COMPOSED`).
         Adapters call this once and keep the result.
         """
-        if self._chain is None:
+        if self._lifecycle is Lifecycle.REGISTERING:
             chain: Handler = self._dispatch
             for middleware in self._middleware:
                 chain = middleware(chain)
-            self._inner_chain = chain
-            self._chain = self._guarded if self._middleware else self._dispatch
-        return self._chain
+            self._inner = chain
+            self._entry = self._guarded if self._middleware else self._dispatch
+            self._lifecycle = Lifecycle.COMPOSED
+        return self._entry
+
+    async def handle(self, request: Request) -> Response:
+        """Answer `request`. Never raises: every error becomes a problem response."""
+        return await self.compose()(request)
+
+    # The HEAD rule (`Response.strip_body`) is applied once, by the entry
+    # handler: `_dispatch` when there is no middleware, else `_guarded`,
+    # around the middleware (which may answer a HEAD itself).
 
     async def _guarded(self, request: Request) -> Response:
         # around the middleware chain: an exception raised by a middleware
         # itself becomes a problem response too
         try:
-            response = await self._inner_chain(request)
+            response = await self._inner(request)
         except Exception as exc:
             response = self._error_response(request, exc)
         if request.method == "HEAD":
-            _strip_body(response)
+            response.strip_body()
         return response
-
-    async def handle(self, request: Request) -> Response:
-        """Answer `request`. Never raises: every error becomes a problem response."""
-        return await (self._chain or self.compose())(request)
 
     async def _dispatch(self, request: Request) -> Response:
         method = request.method
@@ -371,14 +474,14 @@ class App:
                 if endpoint is None:  # OPTIONS that no handler claims
                     allow = ", ".join(self.router.allowed(request.path))
                     return Response(status=204, headers=[("allow", allow)])
-                request._path_params = params
+                request.path_params = params
                 if method not in BODYLESS_METHODS:
                     request.check_declared_size()
                 response = to_response(await endpoint.plan.call(request))
             except Exception as exc:
                 response = self._error_response(request, exc)
-        if method == "HEAD":
-            _strip_body(response)
+        if method == "HEAD" and not self._middleware:  # else _guarded strips it
+            response.strip_body()
         return response
 
     async def _unrouted(self, request: Request, exc: HTTPError) -> Response:
@@ -432,12 +535,3 @@ class App:
     @property
     def __rsgi_del__(self) -> Callable[[Any], None]:
         return self._rsgi_adapter().close
-
-
-def _strip_body(response: Response) -> None:
-    if isinstance(response, StreamingResponse):
-        response.chunks = no_body()
-    elif response.body:
-        if response.header("content-length") is None:
-            response.headers.append(("content-length", str(len(response.body))))
-        response.body = b""

@@ -18,6 +18,7 @@ import msgspec
 
 from .datastructures import Headers, QueryParams, State
 from .errors import BadRequest, PayloadTooLarge
+from .responses import no_body
 
 if TYPE_CHECKING:
     from .app import App
@@ -47,13 +48,6 @@ _MAX_ID_LENGTH = 200
 
 # Methods whose requests carry no body in practice: no size check, no draining.
 BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-
-
-async def no_body() -> AsyncIterator[bytes]:
-    """An empty body: an async iterator that yields nothing."""
-    return
-    yield  # pragma: no cover - makes this an async generator
-
 
 DEFAULT_MAX_BODY_SIZE = 1024 * 1024
 
@@ -117,7 +111,7 @@ class Request:
         "_stream",
         "_client",
         "_connection",
-        "_path_params",
+        "path_params",
         "_headers",
         "_query",
         "_state",
@@ -128,7 +122,8 @@ class Request:
         "_id",
     )
     _client: tuple[str, int] | str | None
-    _path_params: dict[str, Any]
+    path_params: dict[str, Any]
+    """The converted path parameters of the matched route (empty before routing)."""
     _headers: Headers
     _query: QueryParams
     _state: State
@@ -160,6 +155,7 @@ class Request:
         self._stream = body
         self._client = client
         self._connection = connection
+        self.path_params = {}
         if raw_path is not None:
             self._raw_path = raw_path
         if max_body_size is not None:
@@ -169,18 +165,6 @@ class Request:
     def query_string(self) -> str:
         """The raw query string, without the `?` (`""` when there is none)."""
         return self._query_string
-
-    @property
-    def path_params(self) -> dict[str, Any]:
-        """The converted path parameters of the matched route (empty before routing)."""
-        try:
-            return self._path_params
-        except AttributeError:
-            return {}
-
-    @path_params.setter
-    def path_params(self, value: dict[str, Any]) -> None:
-        self._path_params = value
 
     @property
     def scheme(self) -> str:
@@ -345,6 +329,17 @@ class Request:
             chunks = [chunk async for chunk in self.stream()]
             body = self._body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
             return body
+
+    @property
+    def received_body(self) -> bytes:
+        """The body that `await body()` read: for code that runs after it (typed body params).
+
+        Raises `RuntimeError` when the body has not been read yet.
+        """
+        try:
+            return self._body
+        except AttributeError:
+            raise RuntimeError("the request body has not been read: await request.body()") from None
 
     async def json(self) -> Any:
         """The body decoded as JSON; 400 naming the position of a syntax error."""

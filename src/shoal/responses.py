@@ -1,21 +1,31 @@
 """Responses: what the app core hands back to an adapter.
 
 A handler may return a `Response` itself, or a plain value that shoal turns
-into one (`to_response`): `dict`, `list`, msgspec `Struct`, dataclass → JSON
-200; `None` → 204.
+into one (`to_response`, the one place where that happens): `dict`, `list`,
+msgspec `Struct`, dataclass → JSON 200 (or the route's `status`); `None` →
+204. The rules every adapter applies when writing a response live here too:
+`with_length()` (a complete body declares its length) and `strip_body()`
+(the answer to `HEAD`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
 import msgspec
 
 from .errors import HTTPError
 
-__all__ = ["JSONResponse", "Response", "StreamingResponse", "problem_response"]
+__all__ = [
+    "JSONResponse",
+    "Response",
+    "StreamingResponse",
+    "no_body",
+    "problem_response",
+    "to_response",
+]
 
 RawHeaders = list[tuple[str, str]]
 
@@ -26,6 +36,12 @@ _encode_json = msgspec.json.Encoder().encode
 JSON = "application/json"
 _JSON_HEADER = ("content-type", JSON)
 PROBLEM_JSON = "application/problem+json"
+
+
+async def no_body() -> AsyncIterator[bytes]:
+    """An empty body: an async iterator that yields nothing."""
+    return
+    yield  # pragma: no cover - makes this an async generator
 
 
 def _header_list(headers: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> RawHeaders:
@@ -61,6 +77,30 @@ class Response:
             if media_type.startswith("text/") and "charset" not in media_type:
                 media_type += "; charset=utf-8"
             self.headers.append(("content-type", media_type))
+
+    @classmethod
+    def from_parts(cls, status: int, headers: list[tuple[str, str]], body: bytes) -> Response:
+        """A response from parts already in shape: no copying, no checks.
+
+        `headers` must be (lower-case name, value) pairs, owned by the response
+        from now on. For code on the request path that built them itself.
+        """
+        response = cls.__new__(cls)
+        response.status = status
+        response.headers = headers
+        response.body = body
+        return response
+
+    def with_length(self) -> list[tuple[str, str]]:
+        """The headers, with `content-length` added when the body is complete and lacks one."""
+        if self.header("content-length") is not None:
+            return self.headers
+        return [*self.headers, ("content-length", str(len(self.body)))]
+
+    def strip_body(self) -> None:
+        """Make this the answer to a `HEAD`: the same headers, length included, no body."""
+        self.headers = self.with_length()
+        self.body = b""
 
     def header(self, name: str) -> str | None:
         """The first value of header `name` (case-insensitive), or None."""
@@ -105,6 +145,14 @@ class StreamingResponse(Response):
         super().__init__(b"", status, headers, media_type)
         self.chunks = chunks
 
+    def with_length(self) -> list[tuple[str, str]]:
+        """The headers as they are: a stream's length is not known in advance."""
+        return self.headers
+
+    def strip_body(self) -> None:
+        """Make this the answer to a `HEAD`: the same headers, no chunks."""
+        self.chunks = no_body()
+
     async def send_to(self, send: Callable[[bytes], Awaitable[object]]) -> None:
         """Pass each chunk, as bytes, to `send` (an adapter's transport write).
 
@@ -136,9 +184,10 @@ def problem_response(error: HTTPError) -> Response:
     return Response(_encode_json(error.problem()), error.status, headers)
 
 
-def to_response(result: Any) -> Response:
-    """Turn a handler's return value into a `Response` (JSON unless it is one).
+def to_response(result: Any, status: int = 200) -> Response:
+    """Turn a handler's return value into a `Response`: JSON with `status`, unless it is one.
 
+    A `Response` passes through and `None` is 204, whatever `status` says.
     Raises `TypeError` when the value cannot be encoded as JSON.
     """
     if isinstance(result, Response):
@@ -152,8 +201,4 @@ def to_response(result: Any) -> Response:
             f"cannot turn a {type(result).__name__} into a response: return a dict, list, "
             f"msgspec Struct, dataclass, None or a Response ({exc})"
         ) from exc
-    response = Response.__new__(Response)  # skips __init__'s header checks: hot path
-    response.status = 200
-    response.headers = [_JSON_HEADER]
-    response.body = body
-    return response
+    return Response.from_parts(status, [_JSON_HEADER], body)

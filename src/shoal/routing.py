@@ -16,6 +16,9 @@ Rules (each decided here and nowhere else):
 - Two routes that would answer the same method on the same paths (same
   literals and the same converters, whatever the names) are refused at
   registration with `RouteConflict`.
+- Mounts (`Mounts`) route by prefix, after the routes: the longest prefix
+  wins, and a prefix matches itself and what lies below it (`/legacy` serves
+  `/legacy` and `/legacy/x`, not `/legacyx`).
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ from typing import Any, Generic, TypeVar
 
 from .errors import ConfigurationError, MethodNotAllowed, NotFound, RouteConflict
 
-__all__ = ["CONVERTERS", "Converter", "Route", "Router"]
+__all__ = ["CONVERTERS", "Converter", "Mounts", "Route", "Router", "normalise_prefix"]
 
 T = TypeVar("T")
 
@@ -220,3 +223,39 @@ class Router(Generic[T]):
             return None
         other = path[:-1] if path.endswith("/") else path + "/"
         return other if self.find(other) is not None else None
+
+
+def normalise_prefix(prefix: str) -> str:
+    """A mount prefix without its trailing slash (`/` becomes `""`); refuses bad ones."""
+    if not prefix.startswith("/"):
+        raise ConfigurationError(f"mount prefix {prefix!r} must start with '/'")
+    if "{" in prefix or "}" in prefix:
+        raise ConfigurationError(f"mount prefix {prefix!r} cannot hold path parameters")
+    return prefix.rstrip("/")
+
+
+class Mounts(Generic[T]):
+    """Targets mounted under path prefixes, found longest prefix first."""
+
+    def __init__(self) -> None:
+        self._mounts: list[tuple[str, T]] = []
+
+    def add(self, prefix: str, target: T) -> None:
+        """Mount `target` at `prefix` (from `normalise_prefix`); one mount a prefix."""
+        if any(existing == prefix for existing, _ in self._mounts):
+            raise ConfigurationError(f"an app is already mounted at {prefix or '/'!r}")
+        self._mounts.append((prefix, target))
+        self._mounts.sort(key=lambda mount: len(mount[0]), reverse=True)
+
+    def find(self, path: str) -> T | None:
+        """The target mounted where `path` is: at its prefix or below it."""
+        for prefix, target in self._mounts:
+            if path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/"):
+                return target
+        return None
+
+    def __bool__(self) -> bool:
+        return bool(self._mounts)
+
+    def __iter__(self) -> Iterator[T]:
+        return (target for _, target in self._mounts)

@@ -9,7 +9,8 @@ Two parts, and nothing on the request path:
   loop is held: the thread samples the loop thread's stack
   (`sys._current_frames()`) while the blocking code is still running, and
   recognises in it the handler (its code object, collected at startup) and
-  the request (a local of the app's outermost entry frame).
+  the request (the `request` local of the outermost of the entry frames the
+  app names when it starts the watchdog).
 
 When the loop runs again, the late heartbeat measures how long it was held,
 logs one warning on the `shoal.watchdog` logger (with the `StallReport` in the
@@ -44,7 +45,7 @@ from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .app import App, Endpoint
+    from .app import Endpoint
     from .requests import Request
 
 __all__ = ["DEFAULT_STALL_THRESHOLD", "StallReport", "Watchdog", "WatchdogStatistics"]
@@ -150,7 +151,7 @@ class Watchdog:
         self._stalls = 0
         self._longest = 0.0
         self._total = 0.0
-        self._app: App | None = None
+        self._find_route: Callable[[str], str | None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
         self._timer: asyncio.TimerHandle | None = None
@@ -171,19 +172,27 @@ class Watchdog:
 
     # -- lifecycle (loop thread) --------------------------------------------
 
-    def start(self, app: App) -> None:
-        """Watch the running loop (call it on the loop's thread, at startup)."""
+    def start(
+        self,
+        endpoints: list[Endpoint],
+        entry_codes: frozenset[CodeType],
+        find_route: Callable[[str], str | None],
+    ) -> None:
+        """Watch the running loop (call it on the loop's thread, at startup).
+
+        `endpoints` are the handlers to recognise in a sampled stack;
+        `entry_codes` the code objects of the app's entry functions, whose
+        frames hold the request in a local named `request` (the outermost one
+        found wins, and the reported stack starts there); `find_route(path)`
+        names the route template of a request stalled outside a handler.
+        """
         if self.threshold is None or self._thread is not None:
             return
-        from .app import App
-
-        self._app = app
+        self._find_route = find_route
         self._loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
-        self._handlers = _handler_codes(app.endpoints)
-        # the app's entry frames hold the request: routing, and the guard
-        # around the middleware chain when there is one (outermost)
-        self._entry_codes = frozenset({App._dispatch.__code__, App._guarded.__code__})
+        self._handlers = _handler_codes(endpoints)
+        self._entry_codes = entry_codes
         with self._lock:
             self._due = time.monotonic() + self.interval
             self._pending = None
@@ -202,7 +211,8 @@ class Watchdog:
         if thread is not None:
             self._stop.set()
             thread.join(timeout=5)
-        self._app = self._loop = None
+        self._loop = None
+        self._find_route = None
         self._handlers = {}
 
     def reset(self) -> None:
@@ -265,9 +275,8 @@ class Watchdog:
                 request_id = request.id
             except Exception:  # headers no longer readable: report the rest
                 request_id = None
-            if endpoint is None and self._app is not None:
-                found = self._app.router.find(path)
-                route = found[0].template if found is not None else None
+            if endpoint is None and self._find_route is not None:
+                route = self._find_route(path)
         handler = None
         if endpoint is not None:
             route = endpoint.template

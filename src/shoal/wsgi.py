@@ -7,8 +7,8 @@ no shoal route answers to `flask_app`, unchanged:
   when no route matches its path, or a route matches the path but not the
   method. So a route moved into shoal takes over at once while the rest of
   the legacy app keeps serving, and routed requests pay nothing for mounts.
-  Among mounts the longest prefix wins. A prefix matches itself and what lies
-  below it: `/legacy` serves `/legacy` and `/legacy/x`, not `/legacyx`.
+  Prefix rules (longest wins; `/legacy` serves `/legacy` and `/legacy/x`, not
+  `/legacyx`) are `routing.Mounts`'s.
 - **Environ.** `SCRIPT_NAME` is the prefix, `PATH_INFO` the rest of the
   (percent-decoded) path, both as PEP 3333 "bytes in str" (UTF-8 bytes
   decoded as latin-1). Headers become `HTTP_*` keys, repeats joined with
@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import inspect
 import io
 import logging
 from collections.abc import AsyncIterator, Iterable, Iterator
@@ -51,12 +50,13 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from wsgiref.types import WSGIApplication, WSGIEnvironment
 
+from ._introspect import is_async_callable
 from ._threadpool import ThreadPool
 from .errors import ConfigurationError, PayloadTooLarge, ShoalError
 from .responses import Response, StreamingResponse
+from .routing import normalise_prefix
 
 if TYPE_CHECKING:
-    from .app import App
     from .requests import Request
 
 __all__ = ["WSGIMount"]
@@ -88,33 +88,24 @@ def _native(text: str) -> str:
     return text if text.isascii() else text.encode("utf-8", "surrogateescape").decode("latin-1")
 
 
-def _normalise_prefix(prefix: str) -> str:
-    if not prefix.startswith("/"):
-        raise ConfigurationError(f"mount prefix {prefix!r} must start with '/'")
-    if "{" in prefix or "}" in prefix:
-        raise ConfigurationError(f"mount prefix {prefix!r} cannot hold path parameters")
-    return prefix.rstrip("/")
-
-
 class WSGIMount:
-    """One WSGI application served under `prefix` by a shoal app (see module docstring)."""
+    """One WSGI application served under `prefix` by a shoal app (see module docstring).
 
-    def __init__(self, prefix: str, app: WSGIApplication, owner: App) -> None:
+    `prefix` is normalised (`routing.normalise_prefix`); blocking calls run in
+    `thread_pool`, the owning app's.
+    """
+
+    def __init__(self, prefix: str, app: WSGIApplication, thread_pool: ThreadPool) -> None:
         if not callable(app):
             raise ConfigurationError(f"mount() needs a WSGI application, got {app!r}")
-        if inspect.iscoroutinefunction(app) or inspect.iscoroutinefunction(type(app).__call__):
+        if is_async_callable(app):
             raise ConfigurationError(
                 f"{app!r} is an async (ASGI) application; mount() serves WSGI applications"
             )
-        self.prefix = _normalise_prefix(prefix)
+        self.prefix = normalise_prefix(prefix)
         self.app = app
-        self.owner = owner
+        self.thread_pool = thread_pool
         self._script_name = _native(self.prefix)
-
-    def matches(self, path: str) -> bool:
-        """Whether `path` is the prefix itself or below it."""
-        prefix = self.prefix
-        return path.startswith(prefix) and (len(path) == len(prefix) or path[len(prefix)] == "/")
 
     def __repr__(self) -> str:
         return f"<WSGIMount {self.prefix or '/'} {self.app!r}>"
@@ -136,16 +127,13 @@ class WSGIMount:
         else:
             body = _StreamInput(request.stream(), asyncio.get_running_loop())
         exchange = _Exchange(self.app, self._environ(request, body), body)
-        pool = self.owner.thread_pool
+        pool = self.thread_pool
         context = contextvars.copy_context()
         await pool.run_in(context, exchange.begin)
         assert exchange.status is not None
         headers = exchange.headers
         if exchange.iterator is None:  # complete
-            response = Response.__new__(Response)
-            response.status, response.headers = exchange.status, headers
-            response.body = b"".join(exchange.chunks)
-            return response
+            return Response.from_parts(exchange.status, headers, b"".join(exchange.chunks))
         return StreamingResponse(
             _stream(exchange, pool, context), exchange.status, headers, media_type=None
         )
@@ -459,30 +447,3 @@ def _flush_errors(environ: WSGIEnvironment) -> None:
     stream = environ.get("wsgi.errors")
     if isinstance(stream, _ErrorStream):
         stream.flush()
-
-
-class Mounts:
-    """The mounted WSGI apps of one shoal app, longest prefix first."""
-
-    def __init__(self) -> None:
-        self._mounts: list[WSGIMount] = []
-
-    def add(self, mount: WSGIMount) -> None:
-        """Add `mount`; two mounts on one prefix are a `ConfigurationError`."""
-        if any(m.prefix == mount.prefix for m in self._mounts):
-            raise ConfigurationError(f"an app is already mounted at {mount.prefix or '/'!r}")
-        self._mounts.append(mount)
-        self._mounts.sort(key=lambda m: len(m.prefix), reverse=True)
-
-    def find(self, path: str) -> WSGIMount | None:
-        """The mount that serves `path`, if any."""
-        for mount in self._mounts:
-            if mount.matches(path):
-                return mount
-        return None
-
-    def __bool__(self) -> bool:
-        return bool(self._mounts)
-
-    def __iter__(self) -> Iterator[WSGIMount]:
-        return iter(self._mounts)

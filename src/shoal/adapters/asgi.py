@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
 from ..errors import BadRequest
-from ..requests import Connection, Request, discard
-from ..responses import Response, StreamingResponse
-from ._base import Adapter
+from ..requests import BODYLESS_METHODS, Connection, Request
+from ..responses import StreamingResponse
+from ._base import Adapter, drop_unread_body
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -52,20 +52,13 @@ def _may_have_body(scope: Scope) -> bool:
     for name, value in scope.get("headers", ()):
         if (name == b"content-length" and value != b"0") or name == b"transfer-encoding":
             return True
-    return scope.get("http_version") == "2" and scope["method"] not in ("GET", "HEAD", "OPTIONS")
+    return scope.get("http_version") == "2" and scope["method"] not in BODYLESS_METHODS
 
 
 async def _wait_disconnect(receive: Receive) -> None:
     """Return when the client has gone (only once the request body is all read)."""
     while (await receive())["type"] != "http.disconnect":
         pass
-
-
-def _encode_headers(response: Response) -> list[tuple[bytes, bytes]]:
-    headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.headers]
-    if not isinstance(response, StreamingResponse) and response.header("content-length") is None:
-        headers.append((b"content-length", str(len(response.body)).encode()))
-    return headers
 
 
 class ASGIAdapter(Adapter):
@@ -96,13 +89,9 @@ class ASGIAdapter(Adapter):
             raw_path=scope.get("raw_path"),
         )
         response = await (self._handle or self._compose())(request)
-        if not body.done and not isinstance(response, StreamingResponse):
-            # answered without reading the body: drop it first, or closing the
-            # connection while the client still sends can lose the answer
-            await discard(body.read())
-        start = {"type": "http.response.start", "status": response.status}
-        start["headers"] = _encode_headers(response)
-        await send(start)
+        await drop_unread_body(response, not body.done, body.read)
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.with_length()]
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
         if isinstance(response, StreamingResponse):
             # ASGI servers report a client that hangs up only through receive():
             # watch it (once the body is read, so no chunk is stolen) and stop

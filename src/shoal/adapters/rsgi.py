@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 from ..errors import BadRequest
-from ..requests import BODYLESS_METHODS, Request, discard
+from ..requests import BODYLESS_METHODS, Request
 from ..responses import StreamingResponse
-from ._base import Adapter
+from ._base import Adapter, drop_unread_body
 
 if TYPE_CHECKING:
     from ..app import App
@@ -69,6 +69,7 @@ class _RSGIRequest(Request):
         self.app = app
         self._stream = proto
         self._connection = scope  # has .scheme and .http_version
+        self.path_params = {}
 
     @property
     def query_string(self) -> str:
@@ -118,8 +119,6 @@ class RSGIAdapter(Adapter):
             transport = proto.response_stream(response.status, response.headers)
             await response.send_to(transport.send_bytes)
             return
-        if request.method not in BODYLESS_METHODS and not hasattr(request, "_finished"):
-            # answered without reading the body: drop it first, or closing the
-            # connection while the client still sends can lose the answer
-            await discard(proto)
+        if request.method not in BODYLESS_METHODS:
+            await drop_unread_body(response, not hasattr(request, "_finished"), lambda: proto)
         proto.response_bytes(response.status, response.headers, response.body)

@@ -15,7 +15,9 @@ from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING
 
-from ..responses import Response
+import msgspec
+
+from ..responses import JSON, Response
 
 if TYPE_CHECKING:
     from ..app import App
@@ -70,14 +72,10 @@ def docs_page(title: str, openapi_url: str, docs_url: str) -> str:
 
 def install(app: App, openapi_url: str, docs_url: str | None) -> None:
     """Route `openapi_url` to the app's OpenAPI document and `docs_url` to Swagger UI."""
-    from ..responses import JSON
-
     document: list[bytes] = []
 
     async def openapi_document() -> Response:
         if not document:
-            import msgspec
-
             document.append(msgspec.json.encode(app.openapi()))
         return Response(document[0], media_type=JSON)
 

@@ -28,11 +28,16 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from ..handlers import _is_plain
-from ..params import Body as BodyMarker
-from ..params import Header as HeaderMarker
-from ..params import Query as QueryMarker
-from ..params import _keep_meta, split_annotated, without_none
+from .._introspect import (
+    Body,
+    Header,
+    Query,
+    is_plain_result,
+    keep_meta,
+    marker,
+    split_annotated,
+    without_none,
+)
 from ..responses import Response
 from ..routing import compile_template
 
@@ -43,6 +48,7 @@ __all__ = ["FieldError", "Problem", "ValidationProblem", "openapi_schema"]
 
 REF = "#/components/schemas/{name}"
 PROBLEM_JSON = "application/problem+json"
+_MARKERS = (Query, Header, Body)
 _CONVERTER_IN_PATH = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*):[a-z]+}")
 
 
@@ -120,13 +126,13 @@ def _parameters_and_body(endpoint: Endpoint, schemas: _Schemas, operation: dict[
             base = split_annotated(annotation)[0]
             if location == "path" and base in (inspect.Parameter.empty, Any):
                 annotation = route_params[name].type
-            schema_type = _keep_meta(annotation, without_none(base)[0])
+            schema_type = keep_meta(annotation, without_none(base)[0])
             param: dict[str, Any] = {
                 "name": getattr(resolver, "public", name),
                 "in": location,
                 "required": location == "path" or bool(getattr(resolver, "required", True)),
             }
-            found = marker_of(annotation)
+            found = marker(annotation, _MARKERS)
             if found is not None and found.description:
                 param["description"] = found.description
             schemas.put(param, "schema", schema_type)
@@ -137,21 +143,13 @@ def _parameters_and_body(endpoint: Endpoint, schemas: _Schemas, operation: dict[
                 "required": bool(getattr(resolver, "required", True)),
                 "content": _content("application/json", schemas, without_none(annotation)[0]),
             }
-            found = marker_of(annotation)
+            found = marker(annotation, _MARKERS)
             if found is not None and found.description:
                 body["description"] = found.description
             operation["requestBody"] = body
     if parameters:
         operation["parameters"] = parameters
     return validates
-
-
-def marker_of(annotation: Any) -> Any:
-    """The Query/Header/Body marker in an `Annotated` annotation, or None."""
-    for item in split_annotated(annotation)[1]:
-        if isinstance(item, QueryMarker | HeaderMarker | BodyMarker):
-            return item
-    return None
 
 
 def _phrase(code: int) -> str:
@@ -175,7 +173,7 @@ def _success(endpoint: Endpoint, schemas: _Schemas) -> dict[str, Any]:
         return {status: {"description": phrase}}
     inner, nullable = without_none(annotation)
     responses: dict[str, Any] = {}
-    if _is_plain(inner) and inner in (Any, object):
+    if is_plain_result(inner) and inner in (Any, object):
         responses[status] = {"description": phrase, "content": {"application/json": {}}}
     else:
         responses[status] = {

@@ -34,131 +34,35 @@ else, through a one-field Struct built once so msgspec caches the type.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
-import datetime
-import decimal
-import enum
 import re
-import types
 import typing
-import uuid
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .errors import HTTPError
-from .handlers import Invalid, ParamInfo, Resolver
+from ._introspect import (
+    MISSING,
+    Body,
+    Header,
+    Invalid,
+    ParamInfo,
+    Query,
+    Resolver,
+    is_body_type,
+    is_scalar,
+    keep_meta,
+    marker,
+    sequence_item,
+    split_annotated,
+    without_none,
+)
+from .errors import BadRequest, ConfigurationError, HTTPError
 
 if TYPE_CHECKING:
-    from .app import App
     from .requests import Request
 
-__all__ = ["Body", "Header", "Query"]
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Query:
-    """Marks a parameter as read from the query string, optionally under another `alias`."""
-
-    alias: str | None = None
-    description: str | None = None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Header:
-    """Marks a parameter as read from a request header (`Header("X-Token")`).
-
-    Without an alias the header's name is the parameter's, `_` written `-`.
-    """
-
-    alias: str | None = None
-    description: str | None = None
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Body:
-    """Marks a parameter as the JSON request body, whatever its type."""
-
-    description: str | None = None
-
-
-# -- annotations ---------------------------------------------------------------
-
-_SCALARS: tuple[type, ...] = (
-    str,
-    int,
-    float,
-    bool,
-    bytes,
-    uuid.UUID,
-    datetime.datetime,
-    datetime.date,
-    datetime.time,
-    datetime.timedelta,
-    decimal.Decimal,
-)
-_SEQUENCES: tuple[Any, ...] = (list, tuple, set, frozenset)
-_MISSING: Any = object()
-
-
-def split_annotated(annotation: Any) -> tuple[Any, tuple[Any, ...]]:
-    """`Annotated[T, a, b]` → `(T, (a, b))`; anything else → `(annotation, ())`."""
-    if typing.get_origin(annotation) is Annotated:
-        return annotation.__origin__, annotation.__metadata__
-    return annotation, ()
-
-
-def marker(param: ParamInfo, kind: type) -> Any:
-    """The first `kind` instance in the parameter's `Annotated` metadata, or None."""
-    for item in split_annotated(param.annotation)[1]:
-        if isinstance(item, kind):
-            return item
-    return None
-
-
-def without_none(annotation: Any) -> tuple[Any, bool]:
-    """`T | None` → `(T, True)`; anything else → `(annotation, False)`."""
-    origin = typing.get_origin(annotation)
-    if origin is typing.Union or origin is types.UnionType:
-        args = [a for a in typing.get_args(annotation) if a is not type(None)]
-        if len(args) < len(typing.get_args(annotation)):
-            inner = args[0] if len(args) == 1 else typing.Union[tuple(args)]  # noqa: UP007
-            return inner, True
-    return annotation, False
-
-
-def is_scalar(annotation: Any) -> bool:
-    """True for the types a single query or header string converts to."""
-    annotation = split_annotated(annotation)[0]
-    annotation, _ = without_none(annotation)
-    if typing.get_origin(annotation) is Literal:
-        return True
-    return isinstance(annotation, type) and issubclass(annotation, (*_SCALARS, enum.Enum))
-
-
-def sequence_item(annotation: Any) -> Any:
-    """The item type of `list[T]`, `tuple[T, ...]`, `set[T]` of scalars, else `_MISSING`."""
-    annotation = without_none(split_annotated(annotation)[0])[0]
-    origin = typing.get_origin(annotation)
-    if origin not in _SEQUENCES:
-        return _MISSING
-    args = typing.get_args(annotation)
-    if origin is tuple and not (len(args) == 2 and args[1] is Ellipsis):
-        return _MISSING
-    return args[0] if args and is_scalar(args[0]) else _MISSING
-
-
-def is_body_type(annotation: Any) -> bool:
-    """True for a msgspec `Struct`, a dataclass or a `TypedDict` (optionally `| None`)."""
-    annotation = without_none(split_annotated(annotation)[0])[0]
-    if not isinstance(annotation, type):
-        return False
-    return (
-        issubclass(annotation, msgspec.Struct)
-        or dataclasses.is_dataclass(annotation)
-        or typing.is_typeddict(annotation)
-    )
+__all__ = ["body_source", "converter", "header_source", "query_source"]
 
 
 # -- converters ------------------------------------------------------------------
@@ -263,10 +167,10 @@ class _Lookup:
         self.location = location
         self.public = public
         self.key = public.lower() if location == "header" else public
-        self.many = sequence_item(param.annotation) is not _MISSING
+        self.many = sequence_item(param.annotation) is not MISSING
         # `int | None`: a present value must be an int; absence gives the default
         inner = without_none(split_annotated(param.annotation)[0])[0]
-        self.convert = converter(_keep_meta(param.annotation, inner), public)
+        self.convert = converter(keep_meta(param.annotation, inner), public)
         self.required = not param.has_default
         self.default = _copy_default(param.default)
         self.needs_body = False
@@ -278,17 +182,11 @@ class _Lookup:
         return self.default()
 
 
-def _keep_meta(annotation: Any, base: Any) -> Any:
-    """`base` with the `msgspec.Meta` constraints of `annotation` kept."""
-    metas = tuple(m for m in split_annotated(annotation)[1] if isinstance(m, msgspec.Meta))
-    return Annotated[(base, *metas)] if metas else base
-
-
 class _QueryValue(_Lookup):
     __slots__ = ()
 
     def __call__(self, request: Request) -> Any:
-        values = request.query._index.get(self.key)
+        values = request.query.values_of(self.key)
         if values is None:
             return self.missing()
         return self.convert(values if self.many else values[0])
@@ -298,26 +196,26 @@ class _HeaderValue(_Lookup):
     __slots__ = ()
 
     def __call__(self, request: Request) -> Any:
-        values = request.headers._index.get(self.key)
+        values = request.headers.values_of(self.key)
         if values is None:
             return self.missing()
         return self.convert(values if self.many else values[0])
 
 
-def header_source(param: ParamInfo, app: App) -> Resolver | None:
+def header_source(param: ParamInfo) -> Resolver | None:
     """Claims parameters marked `Header(...)`."""
-    found = marker(param, Header)
+    found = marker(param.annotation, Header)
     if found is None:
         return None
     _check_simple(param, "header")
     return _HeaderValue(param, "header", found.alias or param.name.replace("_", "-"))
 
 
-def query_source(param: ParamInfo, app: App) -> Resolver | None:
+def query_source(param: ParamInfo) -> Resolver | None:
     """Claims parameters marked `Query(...)`, and scalars and lists of scalars."""
-    found = marker(param, Query)
+    found = marker(param.annotation, Query)
     if found is None and not (
-        is_scalar(param.annotation) or sequence_item(param.annotation) is not _MISSING
+        is_scalar(param.annotation) or sequence_item(param.annotation) is not MISSING
     ):
         return None
     _check_simple(param, "query")
@@ -325,9 +223,7 @@ def query_source(param: ParamInfo, app: App) -> Resolver | None:
 
 
 def _check_simple(param: ParamInfo, where: str) -> None:
-    from .errors import ConfigurationError
-
-    if not (is_scalar(param.annotation) or sequence_item(param.annotation) is not _MISSING):
+    if not (is_scalar(param.annotation) or sequence_item(param.annotation) is not MISSING):
         raise ConfigurationError(
             f"handler {param.handler_name}: {where} parameter {param.name!r} must be a scalar "
             "(str, int, float, bool, UUID, date, enum, Literal...) or a list of scalars, "
@@ -365,7 +261,7 @@ class _BodyValue:
         self.is_async = False
 
     def __call__(self, request: Request) -> Any:
-        body = request._body
+        body = request.received_body
         if not body:
             if self.required:
                 raise Invalid("A JSON body is required", loc=["body"])
@@ -388,8 +284,6 @@ class _BodyValue:
             message, loc = _body_error(text)
             raise Invalid(message, loc=loc) from None
         except msgspec.DecodeError as exc:
-            from .errors import BadRequest
-
             raise BadRequest(detail=f"Malformed JSON body: {exc}") from None
 
 
@@ -411,10 +305,11 @@ def _body_error(text: str) -> tuple[str, list[str | int]]:
     return message, loc
 
 
-def body_source(param: ParamInfo, app: App) -> Resolver | None:
+def body_source(param: ParamInfo) -> Resolver | None:
     """Claims a parameter marked `Body()`, or typed as a Struct, dataclass or TypedDict."""
-    if marker(param, Body) is None and (
-        not is_body_type(param.annotation) or marker(param, Query) or marker(param, Header)
+    annotation = param.annotation
+    if marker(annotation, Body) is None and (
+        not is_body_type(annotation) or marker(annotation, Query) or marker(annotation, Header)
     ):
         return None
     return _BodyValue(param, param.annotation)

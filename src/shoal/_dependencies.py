@@ -50,26 +50,37 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import functools
 import inspect
 import typing
 from collections import abc
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AsyncExitStack
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
+from ._introspect import (
+    Body,
+    Depends,
+    Header,
+    ParamInfo,
+    Query,
+    Resolver,
+    callable_name,
+    is_async_callable,
+    marker,
+    split_annotated,
+    type_name,
+)
+from ._threadpool import ThreadPool
 from .errors import ConfigurationError
-from .handlers import HandlerPlan, ParamInfo, Resolver
 from .requests import Request
 
 if TYPE_CHECKING:
-    from .app import App
+    from ._handlers import HandlerPlan
 
-__all__ = ["Container", "Depends", "Override", "Provider", "RequestScope"]
+__all__ = ["Container", "Override", "Provider", "RequestScope", "Scope", "dependency_source"]
 
 Scope = Literal["app", "request"]
-F = TypeVar("F", bound=Callable[..., Any])
 
 _REQUEST: Any = object()  # a dependency on the Request itself
 _UNWRAP = {
@@ -80,13 +91,6 @@ _UNWRAP = {
     abc.Awaitable,
     abc.Coroutine,
 }
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class Depends:
-    """Marks a parameter as provided by `provider`: `Annotated[User, Depends(current_user)]`."""
-
-    provider: Callable[..., Any]
 
 
 @dataclasses.dataclass(eq=False, slots=True)
@@ -107,7 +111,7 @@ class Provider:
     def name(self) -> str:
         if self.kind == "resource":
             return f"resource {type(self.func).__name__}"
-        return getattr(self.func, "__qualname__", repr(self.func))
+        return callable_name(self.func)
 
 
 def provided_type(func: Callable[..., Any]) -> Any:
@@ -150,12 +154,10 @@ class Injected:
         return self.value
 
 
-def dependency_source(param: ParamInfo, app: App) -> Resolver | None:
+def dependency_source(container: Container, param: ParamInfo) -> Resolver | None:
     """Claims parameters marked `Depends(fn)` or typed as a provided type or resource."""
-    from .params import Body, Header, Query, marker
-
-    provider = app.container.lookup(param.annotation)
-    if provider is None or any(marker(param, kind) for kind in (Query, Header, Body)):
+    provider = container.lookup(param.annotation)
+    if provider is None or any(marker(param.annotation, kind) for kind in (Query, Header, Body)):
         return None
     return Injected(param.name, provider)
 
@@ -190,11 +192,12 @@ class RequestScope:
                 kwargs[name] = self.request
             else:
                 kwargs[name] = await self.get(dep)
-        value = await self._create(provider, kwargs)
+        value = await self.create(provider, kwargs)
         self.cache[provider] = value
         return value
 
-    async def _create(self, provider: Provider, kwargs: dict[str, Any]) -> Any:
+    async def create(self, provider: Provider, kwargs: dict[str, Any]) -> Any:
+        """Call `provider` with `kwargs`; a generator's cleanup joins this scope's stack."""
         func = provider.func
         if provider.kind == "value":
             return func
@@ -208,7 +211,7 @@ class RequestScope:
             if self.stack is None:
                 self.stack = AsyncExitStack()
             manager = contextlib.contextmanager(func)(**kwargs)
-            pool = self.container.app.thread_pool
+            pool = self.container.thread_pool
             value = await pool.run(manager.__enter__)
 
             async def leave(
@@ -220,9 +223,9 @@ class RequestScope:
 
             self.stack.push_async_exit(leave)
             return value
-        if _is_async_callable(func):
+        if is_async_callable(func):
             return await func(**kwargs)
-        return await self.container.app.thread_pool.run(func, **kwargs)
+        return await self.container.thread_pool.run(func, **kwargs)
 
     async def aclose(self, exc: BaseException | None = None) -> None:
         """Close the generator providers, newest first; `exc` is thrown into them."""
@@ -235,27 +238,31 @@ class RequestScope:
             await stack.__aexit__(type(exc), exc, exc.__traceback__)
 
 
-def _is_async_callable(func: Any) -> bool:
-    return inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(
-        getattr(func, "__call__", None)  # noqa: B004
-    )
-
-
 class Override:
-    """An override in force; `with app.override(...):` undoes it on exit."""
+    """An override in force; `with app.override(...):` undoes it on exit.
 
-    def __init__(self, container: Container, target: Provider, previous: Provider | None) -> None:
-        self._container = container
+    `guard(what)` raises when the app may not change its overrides now.
+    """
+
+    def __init__(
+        self,
+        overrides: dict[Provider, Provider],
+        target: Provider,
+        previous: Provider | None,
+        guard: Callable[[str], None],
+    ) -> None:
+        self._overrides = overrides
         self._target = target
         self._previous = previous
+        self._guard = guard
 
     def undo(self) -> None:
         """Put back what was in force before this override."""
-        self._container._check_stopped("remove an override")
+        self._guard("remove an override")
         if self._previous is None:
-            self._container.overrides.pop(self._target, None)
+            self._overrides.pop(self._target, None)
         else:
-            self._container.overrides[self._target] = self._previous
+            self._overrides[self._target] = self._previous
 
     def __enter__(self) -> Override:
         return self
@@ -265,10 +272,16 @@ class Override:
 
 
 class Container:
-    """An app's providers, overrides and app-scoped values (`app.container`)."""
+    """An app's providers, overrides and app-scoped values (`app.container`).
 
-    def __init__(self, app: App) -> None:
-        self.app = app
+    `resources` is the app's own list of objects given to `app.use()` (shared,
+    not copied); `thread_pool` runs plain `def` providers. The app decides
+    when registering is allowed; the container only keeps the graph.
+    """
+
+    def __init__(self, resources: list[Any], thread_pool: ThreadPool) -> None:
+        self.resources = resources
+        self.thread_pool = thread_pool
         self.providers: list[Provider] = []
         self.by_type: dict[Any, Provider] = {}
         self.by_func: dict[Any, Provider] = {}
@@ -276,7 +289,6 @@ class Container:
         self.app_values: dict[Provider, Any] = {}
         self._resources: dict[int, Provider] = {}
         self._calls: dict[Any, list[tuple[str, Provider]]] = {}
-        self._running = False
 
     # -- registration -------------------------------------------------------
 
@@ -284,15 +296,14 @@ class Container:
         self, func: Callable[..., Any], *, scope: Scope = "request", provides: Any = None
     ) -> Provider:
         """Register `func` as the provider of `provides` (default: its return type)."""
-        self._check_stopped("add a provider")
         if scope not in ("app", "request"):
             raise ConfigurationError(f"provider scope must be 'app' or 'request', not {scope!r}")
         if func in self.by_func:
-            raise ConfigurationError(f"{_name(func)} is already a provider")
+            raise ConfigurationError(f"{callable_name(func)} is already a provider")
         provides = provides if provides is not None else provided_type(func)
         if provides is not None and provides in self.by_type:
             raise ConfigurationError(
-                f"{_name(func)} provides {_type_name(provides)}, which "
+                f"{callable_name(func)} provides {type_name(provides)}, which "
                 f"{self.by_type[provides].name} already provides"
             )
         provider = Provider(func, scope, provides)
@@ -304,8 +315,6 @@ class Container:
 
     def lookup(self, annotation: Any) -> Provider | None:
         """The provider a parameter of this annotation receives, or None."""
-        from .params import split_annotated
-
         base, metadata = split_annotated(annotation)
         for item in metadata:
             if isinstance(item, Depends):
@@ -318,7 +327,7 @@ class Container:
         if found is not None:
             return found
         if isinstance(base, type):
-            for resource in self.app.resources:
+            for resource in self.resources:
                 if isinstance(resource, base):
                     return self._resource(resource)
         return None
@@ -336,27 +345,28 @@ class Container:
         found = self.by_func.get(target) if _hashable(target) else None
         if found is None:
             found = self.lookup(target) if isinstance(target, type) else None
-        if found is None and any(target is r for r in self.app.resources):
+        if found is None and any(target is r for r in self.resources):
             found = self._resource(target)
         if found is None:
-            raise ConfigurationError(f"{_name(target)} is not a registered provider or resource")
+            raise ConfigurationError(
+                f"{callable_name(target)} is not a registered provider or resource"
+            )
         return found
 
-    def override(self, target: Any, replacement: Any, *, scope: Scope | None = None) -> Override:
-        """Use `replacement` (a callable, or a plain value) wherever `target` is injected."""
-        self._check_stopped("override a provider")
+    def override(self, target: Any, replacement: Any, guard: Callable[[str], None]) -> Override:
+        """Use `replacement` (a callable, or a plain value) wherever `target` is injected.
+
+        `guard` is the app's check that overrides may change now (not while it runs).
+        """
+        guard("override a provider")
         original = self._target(target)
         if callable(replacement):
-            new = Provider(replacement, scope or original.scope, original.provides)
+            new = Provider(replacement, original.scope, original.provides)
         else:
             new = Provider(replacement, "app", original.provides, kind="value")
         previous = self.overrides.get(original)
         self.overrides[original] = new
-        return Override(self, original, previous)
-
-    def _check_stopped(self, what: str) -> None:
-        if self._running:
-            raise ConfigurationError(f"cannot {what} while the app is running")
+        return Override(self.overrides, original, previous, guard)
 
     def effective(self, provider: Provider) -> Provider:
         """`provider`, or what overrides it."""
@@ -365,8 +375,8 @@ class Container:
     # -- startup ------------------------------------------------------------
 
     @contextlib.asynccontextmanager
-    async def open(self) -> AsyncIterator[None]:
-        """Open resources and app-scoped providers; bind every handler plan; undo on exit."""
+    async def open(self, plans: Iterable[HandlerPlan]) -> AsyncIterator[None]:
+        """Open resources and app-scoped providers; bind the handler plans; undo on exit."""
         analysed: set[Provider] = set()
         while pending := [p for p in self._graph() if p not in analysed]:
             for provider in pending:  # analysing may register implicit Depends() providers
@@ -374,9 +384,8 @@ class Container:
                 analysed.add(provider)
         self._check_cycles()
         async with AsyncExitStack() as stack:
-            self._running = True
             stack.callback(self._stopped)
-            for resource in self.app.resources:
+            for resource in self.resources:
                 provider = self._resource(resource)
                 if provider in self.overrides:
                     continue
@@ -388,25 +397,24 @@ class Container:
             async def create(provider: Provider) -> Any:
                 if provider not in self.app_values:
                     kwargs = {name: await create(dep) for name, dep in provider.deps}
-                    self.app_values[provider] = await scope._create(provider, kwargs)
+                    self.app_values[provider] = await scope.create(provider, kwargs)
                 return self.app_values[provider]
 
             for provider in self._graph():
                 if provider.scope == "app":
                     await create(provider)
-            for endpoint in self.app.endpoints:
-                self.bind(endpoint.plan)
+            for plan in plans:
+                self.bind(plan)
             yield
 
     def _stopped(self) -> None:
-        self._running = False
         self.app_values.clear()
         self._calls.clear()
 
     def _graph(self) -> list[Provider]:
         """Every effective provider, registration order (resources first)."""
         seen: dict[Provider, None] = {}
-        originals = [self._resource(r) for r in self.app.resources] + self.providers
+        originals = [self._resource(r) for r in self.resources] + self.providers
         for provider in originals:
             seen[self.effective(provider)] = None
         return list(seen)
@@ -439,7 +447,7 @@ class Container:
                 raise ConfigurationError(
                     f"provider {provider.name}: no provider gives parameter {parameter.name!r}"
                     + (
-                        f" ({_type_name(annotation)})"
+                        f" ({type_name(annotation)})"
                         if annotation is not inspect.Parameter.empty
                         else " (it has no annotation)"
                     )
@@ -485,9 +493,7 @@ class Container:
     # -- outside requests ---------------------------------------------------
 
     async def call(self, func: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
-        """Call `func` with its providers resolved; see the module docs."""
-        if not self._running:
-            raise ConfigurationError("app.call() needs a started app (startup() first)")
+        """Call `func` with its providers resolved (the app is running; see the module docs)."""
         injections = self._calls.get(func)
         if injections is None:
             injections = self._injections(func)
@@ -498,10 +504,8 @@ class Container:
             for name, provider in injections:
                 if name not in bound:
                     kwargs[name] = await scope.get(provider)
-            if _is_async_callable(func):
-                result = await func(*args, **kwargs)
-            else:
-                result = await self.app.thread_pool.run(func, *args, **kwargs)
+            invoke = self.thread_pool.as_async(func, is_async_callable(func))
+            result = await invoke(*args, **kwargs)
         except BaseException as exc:
             await scope.aclose(exc)
             raise
@@ -521,15 +525,6 @@ class Container:
                 found.append((name, provider))
         return found
 
-    def inject(self, func: Callable[..., Any]) -> Callable[..., Awaitable[Any]]:
-        """Wrap `func` so each call resolves its providers (an async function)."""
-
-        @functools.wraps(func)
-        async def injected(*args: Any, **kwargs: Any) -> Any:
-            return await self.call(func, *args, **kwargs)
-
-        return injected
-
 
 def _hashable(value: Any) -> bool:
     try:
@@ -537,11 +532,3 @@ def _hashable(value: Any) -> bool:
     except TypeError:
         return False
     return True
-
-
-def _name(value: Any) -> str:
-    return getattr(value, "__qualname__", None) or repr(value)
-
-
-def _type_name(annotation: Any) -> str:
-    return getattr(annotation, "__qualname__", None) or repr(annotation)
