@@ -21,7 +21,7 @@ from .errors import BadRequest, PayloadTooLarge
 from .responses import no_body
 
 if TYPE_CHECKING:
-    from .app import App
+    from .app import App, Endpoint
 
 __all__ = ["Request"]
 
@@ -112,6 +112,7 @@ class Request:
         "_client",
         "_connection",
         "path_params",
+        "endpoint",
         "_headers",
         "_query",
         "_state",
@@ -124,6 +125,8 @@ class Request:
     _client: tuple[str, int] | str | None
     path_params: dict[str, Any]
     """The converted path parameters of the matched route (empty before routing)."""
+    endpoint: Endpoint | None
+    """The route's endpoint once routed (`endpoint.template` is the route); None before."""
     _headers: Headers
     _query: QueryParams
     _state: State
@@ -156,6 +159,7 @@ class Request:
         self._client = client
         self._connection = connection
         self.path_params = {}
+        self.endpoint = None
         if raw_path is not None:
             self._raw_path = raw_path
         if max_body_size is not None:
@@ -223,6 +227,14 @@ class Request:
             headers = self._headers = Headers(self._header_items())
             return headers
 
+    def header(self, name: str) -> str | None:
+        """The first value of header `name` (lower case), or None.
+
+        Cheaper than `headers.get` on a request whose headers were not parsed
+        yet: adapters that can look one header up (granian) do so.
+        """
+        return self.headers.get(name)
+
     def _header_items(self) -> list[tuple[str, str]]:
         """The raw (name, value) header pairs from the transport (adapters may override)."""
         source = self._headers_source
@@ -257,7 +269,7 @@ class Request:
         try:
             return self._id
         except AttributeError:
-            incoming = self.headers.get("x-request-id")
+            incoming = self.header("x-request-id")
             if (
                 incoming
                 and len(incoming) <= _MAX_ID_LENGTH

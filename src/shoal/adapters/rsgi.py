@@ -70,6 +70,7 @@ class _RSGIRequest(Request):
         self._stream = proto
         self._connection = scope  # has .scheme and .http_version
         self.path_params = {}
+        self.endpoint = None
 
     @property
     def query_string(self) -> str:
@@ -80,6 +81,13 @@ class _RSGIRequest(Request):
             query: str = self._connection.query_string
             self._query_string = query
             return query
+
+    def header(self, name: str) -> str | None:
+        try:
+            return self._headers.get(name)
+        except AttributeError:  # not parsed: ask granian for the one header
+            value: str | None = self._connection.headers.get(name)
+            return value
 
     def _header_items(self) -> list[tuple[str, str]]:
         items: list[tuple[str, str]] = self._connection.headers.items()
