@@ -94,11 +94,12 @@ def _gunicorn(worker_class: str, target: str, threads: int = 1) -> Command:
     return command
 
 
-def _shoal(target: str) -> Command:
+def _shoal(target: str, *extra: str) -> Command:
     def command(bin_dir: Path, port: int, workers: int) -> list[str]:
         return [
             str(bin_dir / "shoal"), "run", target, "--host", "127.0.0.1",
-            "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+            "--port", str(port), "--workers", str(workers),
+            *(extra or ("--log-level", "warning")),
         ]  # fmt: skip
 
     return command
@@ -156,6 +157,11 @@ PEERS: list[Peer] = [
     # -- shoal variants and extra peers, each for one of the issues' targets --
     Peer("shoal-no-watchdog", "shoal, watchdog off (stall_threshold=None)", "variant",
          _shoal("bench.apps.shoal_no_watchdog:app"), workloads=("json",)),
+    Peer("shoal-ops-off", "shoal, operations off (no health, metrics, request ids)", "variant",
+         _shoal("bench.apps.shoal_ops_off:app"), workloads=("json",)),
+    Peer("shoal-access-log", "shoal, JSON access log on (a line per request)", "variant",
+         _shoal("bench.apps.shoal_access_log:app", "--access-log", "--log-format", "json"),
+         workloads=("json",)),
     Peer("shoal-flask", f"Flask app mounted in shoal ({SYNC_THREADS} threads)", "variant",
          _shoal("bench.apps.shoal_flask:app"), workloads=("json",)),
     Peer("shoal-untyped", "shoal, same handler reading request.query by hand", "variant",

@@ -257,6 +257,17 @@ def targets(results: Sequence[Result]) -> list[Target]:
         "(goal: under 2 %; a negative cost is noise: the two runs differ by less than this "
         "machine can resolve).",
     ))  # fmt: skip
+    operations = _ratio(json_rows, "shoal", "shoal-ops-off")
+    found.append(Target(
+        "`json`: operations' defaults (health and metrics routes, metrics recorded, request "
+        "ids) vs the same app with all of them off", operations, 0.95, _label("shoal-ops-off"),
+        _cpu_ratio(json_rows, "shoal-ops-off"),
+    ))  # fmt: skip
+    found.append(Target(
+        "`json`: the JSON access log on (a line written per request) vs operations off",
+        _ratio(json_rows, "shoal-access-log", "shoal-ops-off"), 0.8, _label("shoal-ops-off"),
+        _cpu_ratio(json_rows, "shoal-ops-off", "shoal-access-log"),
+    ))  # fmt: skip
     found.append(Target(
         "`json`: a Flask app mounted in shoal (`app.mount(\"/\", flask_app)`) vs the same "
         f"Flask app on gunicorn gthread ({SYNC_THREADS} threads each)",
