@@ -150,7 +150,7 @@ class SQLiteConnection(Connection):
         self._deadline = math.inf if timeout is None else time.monotonic() + timeout
 
     def _call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
-        """Submit `fn(*args)` to the connection's thread; await the result."""
+        """Submit `fn(*args)` to the connection's thread: a future of its result."""
         return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
