@@ -277,7 +277,8 @@ async def test_every_statement_gives_its_connection_back_even_when_it_fails(
                 await statement
         # the one connection came back each time, with no transaction left open on it
         assert await db.fetchval("SELECT count(*) FROM items") == 3
-        assert (await db.fetchrow("SELECT name FROM items WHERE id = $1", 2)) == ("pear",)
+        row = await db.fetchrow("SELECT name FROM items WHERE id = $1", 2)
+        assert row is not None and row["name"] == "pear"
         assert await db.execute("UPDATE items SET qty = 0") == 3
         async with db.transaction() as tx:
             assert await tx.fetchval("SELECT sum(qty) FROM items") == 0
