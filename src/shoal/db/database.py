@@ -68,10 +68,6 @@ class _ClosedPool(Pool[Any]):
         raise self._error()
 
 
-def _sqlite_pool(path: str, options: DatabaseOptions) -> Pool[Any]:
-    return SQLitePool(path, options)
-
-
 def _postgres_pool(dsn: str, options: DatabaseOptions) -> Pool[Any]:
     # Imported on first use: asyncpg takes tens of milliseconds to import,
     # which users of SQLite alone need not pay. `_postgres` imports only
@@ -82,7 +78,7 @@ def _postgres_pool(dsn: str, options: DatabaseOptions) -> Pool[Any]:
 
 
 _BACKENDS: dict[str, Callable[[str, DatabaseOptions], Pool[Any]]] = {
-    "sqlite": _sqlite_pool,
+    "sqlite": SQLitePool,
     "postgresql": _postgres_pool,
 }
 """The pool of each backend `parse_url` names, made from its target and the options."""
