@@ -349,6 +349,9 @@ class App:
         found = resource_check(resource)
         if found is not None:
             self.health.add(found[1], found[0])
+        collect = getattr(resource, "collect_metrics", None)
+        if self.metrics is not None and callable(collect):
+            self.metrics.add_collector(collect)
         return resource
 
     # -- dependencies (see shoal._dependencies) -------------------------------

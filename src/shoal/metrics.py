@@ -23,8 +23,9 @@ Exported (one scrape, summed over the live workers):
 | `shoal_loop_stalls_total`, `shoal_loop_stall_seconds_total` | counter | |
 | `process_resident_memory_bytes`, `process_open_fds` | gauge | |
 
-plus what the app's resources add (`Metrics.add_collector`): the database
-pool's size, connections in use and query durations. `route` is the route
+plus what the app's resources add: a resource given to `app.use()` with a
+`collect_metrics()` method contributes its samples (the database: pool size,
+connections in use, query durations, labelled `database`). `route` is the route
 template (`/users/{user_id:int}`), never the raw path, so the number of
 series stays bounded; requests that match no route share `route="<unmatched>"`.
 """
@@ -155,6 +156,13 @@ FAMILIES: dict[str, Family] = {
         ),
         Family("shoal_loop_stalls_total", "counter", "Times code held the event loop too long."),
         Family("shoal_loop_stall_seconds_total", "counter", "Seconds the event loop was held."),
+        Family("shoal_db_pool_size", "gauge", "Database connections open."),
+        Family("shoal_db_pool_in_use", "gauge", "Database connections lent out now."),
+        Family(
+            "shoal_db_query_duration_seconds",
+            "histogram",
+            "Time each statement (or transaction block) held its database connection.",
+        ),
         Family("process_resident_memory_bytes", "gauge", "Resident memory of the workers."),
         Family("process_open_fds", "gauge", "Open file descriptors of the workers."),
     )

@@ -9,6 +9,7 @@ internals.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -17,6 +18,7 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from ..errors import ConfigurationError
+from ..metrics import Histogram
 
 __all__ = ["Connection", "DatabaseOptions", "Pool", "Row"]
 
@@ -147,7 +149,10 @@ class Pool(ABC, Generic[C]):
     is the one place that pairs an acquire with its release.
     """
 
-    __slots__ = ()
+    in_use = 0
+    """Connections lent out now (counted by `connection()`)."""
+    durations: Histogram | None = None
+    """Where `connection()` records how long each lease held its connection, if set."""
 
     @abstractmethod
     async def open(self) -> None:
@@ -165,6 +170,10 @@ class Pool(ABC, Generic[C]):
     async def release(self, conn: C) -> None:
         """Take back a connection from `acquire`, ready for its next caller."""
 
+    def open_connections(self) -> int:
+        """Connections open now, lent out or idle."""
+        return 0
+
     def connection(self) -> AbstractAsyncContextManager[Connection]:
         """`async with pool.connection() as conn:` holds one connection for the block."""
         return _Lease(self)
@@ -177,13 +186,16 @@ class _Lease(Generic[C]):
     goes through it, and a generator-based manager costs several calls more.
     """
 
-    __slots__ = ("_pool", "_conn")
+    __slots__ = ("_pool", "_conn", "_started")
 
     def __init__(self, pool: Pool[C]) -> None:
         self._pool = pool
 
     async def __aenter__(self) -> C:
-        self._conn = await self._pool.acquire()
+        pool = self._pool
+        self._conn = await pool.acquire()
+        pool.in_use += 1
+        self._started = time.perf_counter()
         return self._conn
 
     async def __aexit__(
@@ -192,4 +204,8 @@ class _Lease(Generic[C]):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._pool.release(self._conn)
+        pool = self._pool
+        pool.in_use -= 1
+        if pool.durations is not None:
+            pool.durations.observe(time.perf_counter() - self._started)
+        await pool.release(self._conn)

@@ -195,6 +195,9 @@ class PostgresPool(Pool[PostgresConnection]):
                 logger.warning("closing the PostgreSQL pool failed (%r); terminating it", exc)
                 pool.terminate()
 
+    def open_connections(self) -> int:
+        return self._pool.get_size() if self._pool is not None else 0
+
     async def acquire(self) -> PostgresConnection:
         """A connection from asyncpg's pool within `acquire_timeout`, or 503."""
         assert self._pool is not None

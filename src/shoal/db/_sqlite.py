@@ -374,6 +374,9 @@ class SQLitePool(Pool[SQLiteConnection]):
         self._all.append(conn)
         return conn
 
+    def open_connections(self) -> int:
+        return len(self._all)
+
     async def acquire(self) -> SQLiteConnection:
         """An idle connection, a new one while under `size`, or wait `acquire_timeout`."""
         try:

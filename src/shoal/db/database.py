@@ -30,6 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigurationError, DatabaseError
+from ..metrics import Histogram, Sample
 from ._base import Connection, DatabaseOptions, Pool, Row
 from ._sqlite import SQLitePool
 
@@ -148,6 +149,11 @@ class Database:
       connection goes back to the pool. Off, only an open transaction is rolled
       back, which saves a round trip per use: keep session settings in
       `SET LOCAL` inside a transaction.
+
+    Operations: `name` (default: the backend, `sqlite` or `postgresql`)
+    labels its metrics (`shoal_db_pool_size`, `shoal_db_pool_in_use`,
+    `shoal_db_query_duration_seconds`: how long each statement or block held
+    its connection) and names its readiness check (`SELECT 1`) on `/readyz`.
     """
 
     def __init__(
@@ -163,6 +169,7 @@ class Database:
         retry_after: int = 1,
         statement_cache_size: int = 100,
         reset_on_release: bool = False,
+        name: str | None = None,
     ) -> None:
         self.url = url or os.environ.get("DATABASE_URL") or DEFAULT_URL
         self.backend, self._target = parse_url(self.url)
@@ -178,6 +185,8 @@ class Database:
             reset_on_release=reset_on_release,
         )
         self._pool: Pool[Any] = _ClosedPool(self)
+        self.name = name or self.backend
+        self.query_durations = Histogram()
 
     def __repr__(self) -> str:
         return f"Database({_redact(self.url)!r})"
@@ -199,6 +208,7 @@ class Database:
             return
         pool = _BACKENDS[self.backend](self._target, self.options)
         await pool.open()
+        pool.durations = self.query_durations
         self._pool = pool
 
     async def aclose(self) -> None:
@@ -217,6 +227,21 @@ class Database:
         tb: TracebackType | None,
     ) -> None:
         await self.aclose()
+
+    # -- operations -----------------------------------------------------------
+
+    async def check_readiness(self) -> None:
+        """`/readyz`'s check: a `SELECT 1` answered (the health probe bounds its time)."""
+        await self.fetchval("SELECT 1")
+
+    def collect_metrics(self) -> list[Sample]:
+        """This database's samples for `/metrics` (see `shoal.metrics`)."""
+        labels = (("database", self.name),)
+        return [
+            ("shoal_db_pool_size", labels, float(self._pool.open_connections())),
+            ("shoal_db_pool_in_use", labels, float(self._pool.in_use)),
+            *self.query_durations.samples("shoal_db_query_duration_seconds", labels),
+        ]
 
     # -- statements (each on a connection of its own, returned at once) --------
 
