@@ -147,7 +147,7 @@ FAMILIES: dict[str, Family] = {
     for family in (
         REQUESTS,
         DURATION,
-        Family("shoal_requests_in_progress", "gauge", "Requests being answered now."),
+        Family("shoal_requests_in_progress", "gauge", "Requests in flight, probes included."),
         Family("shoal_thread_pool_threads", "gauge", "Threads the pool may run."),
         Family("shoal_thread_pool_busy", "gauge", "Pool threads running a call now."),
         Family("shoal_thread_pool_queued", "gauge", "Calls waiting for a pool thread."),
