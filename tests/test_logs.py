@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import time
 
 import httpx
 import pytest
 
-from shoal import App
-from shoal.logs import JSONFormatter, TextFormatter, escape
+from shoal import App, Request, Response
+from shoal.logs import AccessLog, JSONFormatter, TextFormatter, escape
 from shoal.testing import TestClient
 from tests.apps.operations import app as operations_app
 from tests.servers import running_server
@@ -128,3 +129,17 @@ def test_shoal_run_writes_json_lines_with_its_own_access_log() -> None:
     assert access["request_id"] == "e2e-3" and access["route"] == "/items/{item_id:int}"
     [handler_line] = [line for line in lines if line["logger"] == "tests.operations"]
     assert handler_line == handler_line | {"request_id": "e2e-3", "message": "item 3 asked"}
+
+
+async def test_the_access_writer_buffers_text_lines_and_escapes_them() -> None:
+    read_end, write_end = os.pipe()
+    writer = AccessLog("text", fd=write_end)
+    request = Request("GET", "/a\nb", client=("10.1.2.3", 4000))
+    request.id = "rid-1"
+    writer(request, Response(b"hello", status=201), 0.0012)
+    assert writer.buffer.endswith(b"\n")  # nothing written before the flush
+    writer.flush()
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        [line] = pipe.read().decode().splitlines()
+    assert line.endswith('shoal.access [rid-1] 10.1.2.3:4000 "GET /a\\nb" 201 5B 1.200ms')

@@ -30,7 +30,7 @@ from ._threadpool import DEFAULT_QUEUE, DEFAULT_THREADS, PoolStatistics, ThreadP
 from .datastructures import State
 from .errors import ConfigurationError, HTTPError, MethodNotAllowed, NotFound, StartupError
 from .health import Health, resource_check
-from .logs import install_record_factory, log_access, set_current_request
+from .logs import AccessLog, install_record_factory, log_access, set_current_request
 from .metrics import Metrics, RouteStats, metrics_handler
 from .requests import BODYLESS_METHODS, Request
 from .responses import Response, problem_response, to_response
@@ -218,6 +218,7 @@ class App:
         self.metrics: Metrics | None = Metrics(self) if metrics_url is not None else None
         self._request_ids = request_ids
         self._access_log = access_log
+        self._log_access: Callable[[Request, Response, float], None] = log_access
         for url, handler in (
             (livez_url, self.health.livez),
             (readyz_url, self.health.readyz),
@@ -477,6 +478,12 @@ class App:
             stack.push_async_callback(self.metrics.stop)
         if self._access_log is None:
             self._access_log = os.environ.get("SHOAL_ACCESS_LOG", "") not in ("", "0")
+        self._log_access = log_access
+        log_format = os.environ.get("SHOAL_LOG_FORMAT")
+        if self._access_log and log_format:  # under `shoal run`: its own fast writer
+            writer = AccessLog(log_format)
+            stack.callback(writer.flush)
+            self._log_access = writer
         install_record_factory()
 
     def _entry_codes(self) -> frozenset[CodeType]:
@@ -545,7 +552,7 @@ class App:
                     (request.method, response.status, seconds)
                 )
             if self._access_log:
-                log_access(request, response, seconds)
+                self._log_access(request, response, seconds)
         return response
 
     async def _dispatch(self, request: Request) -> Response:

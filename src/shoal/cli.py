@@ -146,6 +146,7 @@ def _run(args: argparse.Namespace) -> int:
     os.environ["SHOAL_RUN_DIR"] = run_folder
     if args.access_log:
         os.environ["SHOAL_ACCESS_LOG"] = "1"
+    os.environ["SHOAL_LOG_FORMAT"] = args.log_format
     server_class = _server_class()
     server_class.drain_grace = args.drain_grace
     server_class.drain_marker = os.path.join(run_folder, "draining")

@@ -33,6 +33,11 @@ class _MultiMapping(Mapping[str, str]):
     def __getitem__(self, key: str) -> str:
         return self._index[self._norm(key)][0]
 
+    def get(self, key: str, default: _T | None = None) -> str | _T | None:  # type: ignore[override]
+        """The first value of `key`, or `default` (no exception raised inside: a hot path)."""
+        values = self._index.get(self._norm(key))
+        return values[0] if values is not None else default
+
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self._norm(key) in self._index
 

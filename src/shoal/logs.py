@@ -14,9 +14,14 @@
   `TextFormatter` writes a readable line, coloured when the stream is a
   terminal. `shoal run --log-format json|text` picks one for the server and
   every worker (`logging_config`).
-- **Access log.** One record per request on the `shoal.access` logger, off
-  by default (`shoal run --access-log`, or `App(access_log=True)`): it costs
-  a log record per request. Health and metrics routes are not logged.
+- **Access log.** One line per request, off by default (`shoal run
+  --access-log`, or `App(access_log=True)`); health and metrics routes are
+  not logged. Outside `shoal run` each line is a record on the
+  `shoal.access` logger. Under `shoal run`, where shoal owns the log format,
+  `AccessLog` writes the lines itself, in the server's `--log-format`, to
+  standard error, buffered for at most `AccessLog.DELAY` (50 ms): a logging
+  record costs several times the whole request it describes, and this path
+  keeps access logs affordable.
 - **Untrusted values are escaped.** A path, header or id from the client
   may hold a newline or an escape sequence: JSON escapes them by
   construction; the text format writes such values with `escape()`, so one
@@ -25,10 +30,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextvars
 import datetime
 import logging
+import os
 import sys
+import time
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -38,6 +46,7 @@ if TYPE_CHECKING:
     from .responses import Response
 
 __all__ = [
+    "AccessLog",
     "JSONFormatter",
     "TextFormatter",
     "current_request",
@@ -111,11 +120,10 @@ def escape(value: str) -> str:
 # -- the access log ---------------------------------------------------------------
 
 
-def log_access(request: Request, response: Response, seconds: float) -> None:
-    """Log one access record for `request` answered by `response` in `seconds`."""
+def _access_fields(request: Request, response: Response, seconds: float) -> dict[str, Any]:
     endpoint = request.endpoint
     client = request.client
-    access = {
+    return {
         "method": request.method,
         "route": endpoint.template if endpoint is not None else None,
         "path": request.path,
@@ -124,6 +132,11 @@ def log_access(request: Request, response: Response, seconds: float) -> None:
         "bytes": len(response.body),
         "client": f"{client[0]}:{client[1]}" if client else None,
     }
+
+
+def log_access(request: Request, response: Response, seconds: float) -> None:
+    """Log one access record for `request` answered by `response` in `seconds`."""
+    access = _access_fields(request, response, seconds)
     access_logger.info(
         '%s "%s %s" %s %sB %.3fms',
         access["client"] or "-",
@@ -136,12 +149,74 @@ def log_access(request: Request, response: Response, seconds: float) -> None:
     )
 
 
+class AccessLog:
+    """Access lines written straight to a file descriptor (standard error), buffered.
+
+    Call it as `log_access` is called. Lines are those of `JSONFormatter` or
+    `TextFormatter` (`log_format`), written at most `DELAY` seconds after the
+    request, or at once past `LIMIT` bytes, and on `flush()`.
+    """
+
+    DELAY = 0.05
+    LIMIT = 64 * 1024
+
+    def __init__(self, log_format: str, fd: int = 2) -> None:
+        self.json = log_format == "json"
+        self.fd = fd
+        self.buffer = bytearray()
+        self.scheduled = False
+
+    def __call__(self, request: Request, response: Response, seconds: float) -> None:
+        access = _access_fields(request, response, seconds)
+        now = _now()
+        request_id = request.id
+        if self.json:
+            message = f"{request.method} {request.path} {response.status}"
+            line = {"time": now, "level": "info", "logger": "shoal.access", "message": message}
+            line["request_id"] = request_id
+            line.update(access)
+            self.buffer += _encode(line)
+        else:
+            self.buffer += (
+                f'{now} INFO    shoal.access [{escape(request_id)}] {access["client"] or "-"} '
+                f'"{request.method} {escape(request.path)}" {response.status} '
+                f"{access['bytes']}B {access['duration_ms']:.3f}ms"
+            ).encode()
+        self.buffer += b"\n"
+        if len(self.buffer) > self.LIMIT:
+            self.flush()
+        elif not self.scheduled:
+            self.scheduled = True
+            asyncio.get_running_loop().call_later(self.DELAY, self.flush)
+
+    def flush(self) -> None:
+        """Write what is buffered."""
+        self.scheduled = False
+        data, self.buffer = self.buffer, bytearray()
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self.fd, view) :]
+            except BlockingIOError:
+                time.sleep(0.001)
+            except OSError:  # standard error is gone: nothing to log to
+                return
+
+
 # -- formatters -------------------------------------------------------------------
 
 
 def _time(record: logging.LogRecord) -> str:
-    moment = datetime.datetime.fromtimestamp(record.created, datetime.UTC)
+    return _iso(record.created)
+
+
+def _iso(seconds: float) -> str:
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _now() -> str:
+    return _iso(time.time())
 
 
 _encode = msgspec.json.Encoder().encode

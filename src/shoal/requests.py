@@ -134,7 +134,7 @@ class Request:
     _consumed: bool
     _raw_path: bytes
     _limit: int
-    _id: str
+    _id: str | None
 
     def __init__(
         self,
@@ -160,6 +160,7 @@ class Request:
         self._connection = connection
         self.path_params = {}
         self.endpoint = None
+        self._id = None
         if raw_path is not None:
             self._raw_path = raw_path
         if max_body_size is not None:
@@ -266,9 +267,8 @@ class Request:
         a sane incoming id is printable ASCII of at most 200 characters.
         Middleware may assign another.
         """
-        try:
-            return self._id
-        except AttributeError:
+        found = self._id
+        if found is None:
             incoming = self.header("x-request-id")
             if (
                 incoming
@@ -276,10 +276,11 @@ class Request:
                 and incoming.isascii()
                 and incoming.isprintable()
             ):
-                self._id = incoming
+                found = incoming
             else:
-                self._id = f"{_id_prefix}-{next(_id_counter):x}"
-            return self._id
+                found = f"{_id_prefix}-{next(_id_counter):x}"
+            self._id = found
+        return found
 
     @id.setter
     def id(self, value: str) -> None:

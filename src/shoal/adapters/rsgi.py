@@ -71,6 +71,7 @@ class _RSGIRequest(Request):
         self._connection = scope  # has .scheme and .http_version
         self.path_params = {}
         self.endpoint = None
+        self._id = None
 
     @property
     def query_string(self) -> str:
@@ -83,11 +84,9 @@ class _RSGIRequest(Request):
             return query
 
     def header(self, name: str) -> str | None:
-        try:
-            return self._headers.get(name)
-        except AttributeError:  # not parsed: ask granian for the one header
-            value: str | None = self._connection.headers.get(name)
-            return value
+        # granian looks one header up without parsing them all
+        value: str | None = self._connection.headers.get(name)
+        return value
 
     def _header_items(self) -> list[tuple[str, str]]:
         items: list[tuple[str, str]] = self._connection.headers.items()
