@@ -12,7 +12,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from shoal import App
 from shoal.metrics import Sample, render
 from shoal.testing import TestClient
-from tests.apps.operations import app as operations_app
+from tests.apps.operations import build
 from tests.servers import running_server
 
 
@@ -30,6 +30,7 @@ def value(scrape: dict[Any, float], name: str, **labels: str) -> float | None:
 
 
 def test_requests_are_counted_by_route_template_and_status() -> None:
+    operations_app = build()
     with TestClient(operations_app) as client:
         for item_id in (1, 2, 3):
             assert client.get(f"/items/{item_id}").status_code == 200
@@ -104,4 +105,4 @@ def test_one_scrape_sums_every_worker() -> None:
         scrape, "shoal_requests_total", method="GET", route="/items/{item_id:int}", status="200"
     )
     assert answered == sent
-    assert value(scrape, "shoal_thread_pool_threads") == 2 * operations_app.thread_pool.threads
+    assert value(scrape, "shoal_thread_pool_threads") == 2 * build().thread_pool.threads

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -222,7 +223,9 @@ def test_under_shoal_run_the_server_log_names_the_handler_and_line() -> None:
         stats = httpx.get(f"{server.url}/stats").json()
         log = server.output()
     assert blocked.status_code == 200
-    [warning] = [entry for entry in log.split("[WARNING] ")[1:] if "e2e-1" in entry]
+    # the report is one record: its first line is "<time> WARNING shoal.watchdog [<id>] ..."
+    [warning] = [entry for entry in re.split(r"\n(?=\S+Z )", log) if " WARNING " in entry]
+    assert "shoal.watchdog [e2e-1] " in warning  # the stalled request's id on the record
     assert "handler tests.apps.watchdog.blocking_handler" in warning
     assert f"at {path}:{line}" in warning
     assert "request GET /blocking, route /blocking, request id e2e-1" in warning
