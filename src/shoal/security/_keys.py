@@ -16,6 +16,7 @@ import asyncio
 import json
 import logging
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
@@ -69,8 +70,12 @@ def import_keys(keys: Any) -> list[Key]:
 
 def _fetch(url: str, timeout: float) -> Any:
     request = urllib.request.Request(url, headers={"accept": "application/json"})
-    with urllib.request.urlopen(request, timeout=timeout) as response:
-        body = response.read(MAX_JWKS_SIZE + 1)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            body = response.read(MAX_JWKS_SIZE + 1)
+    except urllib.error.HTTPError as exc:
+        exc.close()  # it holds the connection
+        raise ValueError(f"{url} answered {exc.code}") from None
     if len(body) > MAX_JWKS_SIZE:
         raise ValueError(f"the JWKS at {url} is over {MAX_JWKS_SIZE} bytes")
     document = json.loads(body)

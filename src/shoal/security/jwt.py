@@ -28,12 +28,13 @@ import base64
 import binascii
 import logging
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import msgspec
 from joserfc import jws
-from joserfc.errors import JoseError
+from joserfc.errors import JoseError, SecurityWarning
 
 from .. import Depends
 from ..errors import ConfigurationError, Forbidden, Unauthorized
@@ -262,7 +263,12 @@ class JWTBearer(Generic[C]):
         signed: Any = None
         for key in candidates:
             try:
-                signed = jws.deserialize_compact(token, key, algorithms=[alg])
+                if alg == "EdDSA":  # RFC 9864 prefers "Ed25519"; IdPs still send "EdDSA"
+                    with warnings.catch_warnings():
+                        warnings.simplefilter("ignore", SecurityWarning)
+                        signed = jws.deserialize_compact(token, key, algorithms=[alg])
+                else:
+                    signed = jws.deserialize_compact(token, key, algorithms=[alg])
                 break
             except JoseError:
                 continue
