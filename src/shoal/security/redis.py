@@ -32,7 +32,7 @@ local tat = tonumber(redis.call('GET', KEYS[1])) or now
 if tat < now then tat = now end
 local new_tat = tat + interval
 local ahead = new_tat - now
-if ahead > tau then
+if ahead > tau + 0.000001 then
   return {0, 0, math.ceil((tat - now) * 1000000), math.ceil((ahead - tau) * 1000000)}
 end
 redis.call('SET', KEYS[1], string.format('%.6f', new_tat), 'PX', math.ceil(ahead * 1000) + 1)
@@ -43,7 +43,8 @@ return {1, math.floor((tau - ahead) / interval + 0.000000001), math.ceil(ahead *
 class RedisBackend:
     """GCRA in Redis at `url`; `prefix` namespaces the keys (one per service, say).
 
-    An async context manager: `RateLimit.install` opens it with the app. If
+    An async context manager: `RateLimit.install` opens it with the app; it
+    keeps up to `max_connections` connections per worker. If
     Redis cannot be reached the request gets 503 (`fail_open=True` lets it
     through instead, for limits that protect less than availability does).
     """
@@ -55,20 +56,29 @@ class RedisBackend:
         prefix: str = "shoal:rl:",
         fail_open: bool = False,
         timeout: float = 1.0,
+        max_connections: int = 32,
     ) -> None:
         self.url = url
         self.prefix = prefix
         self.fail_open = fail_open
         self.timeout = timeout
+        self.max_connections = max_connections
         self._client: Any = None
         self._script: Any = None
 
     async def __aenter__(self) -> RedisBackend:
         import redis.asyncio as redis_asyncio
 
-        client = redis_asyncio.Redis.from_url(
-            self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout
+        # a blocking pool: past `max_connections` in flight, a request waits
+        # (up to `timeout`) for a connection instead of failing at once
+        pool = redis_asyncio.BlockingConnectionPool.from_url(
+            self.url,
+            max_connections=self.max_connections,
+            timeout=self.timeout,
+            socket_timeout=self.timeout,
+            socket_connect_timeout=self.timeout,
         )
+        client = redis_asyncio.Redis.from_pool(pool)  # closing the client closes the pool
         try:
             await client.ping()
         except Exception:
