@@ -47,7 +47,9 @@ def claims(**overrides: Any) -> dict[str, Any]:
     return {k: v for k, v in base.items() if v is not None}
 
 
-def sign(key: Any, alg: str = "RS256", header: dict[str, Any] | None = None, **overrides: Any) -> str:
+def sign(
+    key: Any, alg: str = "RS256", header: dict[str, Any] | None = None, **overrides: Any
+) -> str:
     head = {"alg": alg, **({"kid": key.kid} if key.kid else {}), **(header or {})}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SecurityWarning)  # "EdDSA" is deprecated by RFC 9864

@@ -7,8 +7,7 @@ read on every request, so a test rotates keys by rewriting the file.
 import os
 from pathlib import Path
 
-from shoal import Response
-from shoal import App
+from shoal import App, Response
 
 app = App(openapi_url=None)
 
