@@ -65,7 +65,8 @@ def _hammer(url: str, seconds: float, threads: int) -> tuple[int, int, float]:
     deadline = start + seconds
 
     def run() -> None:
-        connection = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port, timeout=10)
+        host = parts.hostname or "127.0.0.1"
+        connection = http.client.HTTPConnection(host, parts.port, timeout=10)
         try:
             while time.monotonic() < deadline:
                 connection.request("GET", "/ping")
