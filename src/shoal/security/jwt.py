@@ -84,7 +84,7 @@ class JWTBearer(Generic[C]):
       that cannot send headers, such as EventSource); None (the default)
       refuses tokens in the query string, which end up in access logs.
     - `cache_size`: verified tokens kept (their signature is not checked
-      again; their times are, on every request).
+      again; their times are, on every request); 0 verifies every time.
     """
 
     def __init__(
@@ -219,9 +219,10 @@ class JWTBearer(Generic[C]):
         verified = self._cache.get(token)
         if verified is None or verified.generation != self.keys.generation:
             verified = await self._verify(token, now)
-            if len(self._cache) >= self.cache_size:
-                self._cache.clear()  # simple and bounded; a full cache refills at once
-            self._cache[token] = verified
+            if self.cache_size > 0:
+                if len(self._cache) >= self.cache_size:
+                    self._cache.clear()  # simple and bounded; a full cache refills at once
+                self._cache[token] = verified
         self._check_times(verified, now)
         if self.keys.jwks_url is not None:
             self.keys.refresh_if_stale()
