@@ -112,8 +112,12 @@ class MemoryBackend:
 
     def hit_now(self, key: str, rate: Rate, now: float) -> Decision:
         """The GCRA step at time `now` (monotonic seconds)."""
-        interval = rate.interval
-        tau = interval * rate.capacity
+        return Decision(*self.step(key, rate.interval, rate.interval * rate.capacity, now))
+
+    def step(
+        self, key: str, interval: float, tau: float, now: float
+    ) -> tuple[bool, int, float, float]:
+        """`hit_now` with the rate's figures precomputed, as a plain tuple (the hot path)."""
         tats = self._tats
         tat = tats.get(key, now)
         if tat < now:
@@ -121,11 +125,11 @@ class MemoryBackend:
         new_tat = tat + interval
         ahead = new_tat - now
         if ahead > tau + 1e-9:  # float noise must not cost a request
-            return Decision(False, 0, tat - now, ahead - tau)
+            return False, 0, tat - now, ahead - tau
         if len(tats) >= self.max_keys and key not in tats:
             self._sweep(now)
         tats[key] = new_tat
-        return Decision(True, int((tau - ahead) / interval + 1e-9), ahead, 0.0)
+        return True, int((tau - ahead) / interval + 1e-9), ahead, 0.0
 
     async def hit(self, key: str, rate: Rate) -> Decision:
         """Count one request for `key` under `rate`."""
@@ -183,14 +187,32 @@ def jwt_subject(bearer: JWTBearer[Any]) -> KeyFunc:
 
 
 class _Policy:
-    __slots__ = ("rate", "prefix", "policy", "name")
+    __slots__ = ("rate", "prefix", "policy", "name", "interval", "tau", "header")
 
     def __init__(self, rate: Rate, prefix: str, name: str) -> None:
         self.rate = rate
         self.prefix = prefix
         self.name = name
-        window = math.ceil(rate.capacity * rate.interval)
+        self.interval = rate.interval
+        self.tau = rate.interval * rate.capacity
+        window = math.ceil(self.tau)
         self.policy = f'"{name}";q={rate.capacity};w={window}'
+        self.header = ("ratelimit-policy", self.policy)
+
+    def refuse(self, retry_after: float) -> Response:
+        retry = max(1, math.ceil(retry_after))
+        rate = self.rate
+        return problem_response(
+            TooManyRequests(
+                f"Over the rate limit of {rate.limit:g} requests per {rate.per:g} s; "
+                f"retry in {retry} s.",
+                headers={
+                    "retry-after": str(retry),
+                    "ratelimit-policy": self.policy,
+                    "ratelimit": f'"{self.name}";r=0;t={retry}',
+                },
+            )
+        )
 
 
 class RateLimit:
@@ -219,7 +241,6 @@ class RateLimit:
         self._memory = self.backend if isinstance(self.backend, MemoryBackend) else None
         self._app: App | None = None
         self._default = _Policy(rate, f"{name}:", name) if rate is not None else None
-        self._routes: dict[int, _Policy | None] | None = None
 
     def install(self, app: App) -> RateLimit:
         """Add the middleware to `app`; a backend with a lifespan opens and closes with it."""
@@ -245,56 +266,90 @@ class RateLimit:
                     )
         return routes
 
-    def _policy_for(self, request: Request) -> _Policy | None:
-        routes = self._routes
-        if routes is None:
-            routes = self._routes = self._route_policies()
-        if routes:
-            assert self._app is not None
-            try:
-                endpoint, _ = self._app.router.match(request.method, request.path)
-            except (NotFound, MethodNotAllowed):
-                return self._default
-            if endpoint is not None and id(endpoint) in routes:
-                return routes[id(endpoint)]
+    def _policy_for(self, request: Request, routes: dict[int, _Policy | None]) -> _Policy | None:
+        assert self._app is not None
+        try:
+            endpoint, _ = self._app.router.match(request.method, request.path)
+        except (NotFound, MethodNotAllowed):
+            return self._default
+        if endpoint is not None and id(endpoint) in routes:
+            return routes[id(endpoint)]
         return self._default
 
     def __call__(self, call_next: Handler) -> Handler:
-        """Wrap `call_next` (the rest of the chain) in the limit."""
+        """Wrap `call_next` (the rest of the chain) in the limit.
+
+        Called when the app composes its middleware, once every route is
+        registered: the per-route limits are collected then, and an app with
+        none never routes a request twice.
+        """
+        routes = self._route_policies()
+        default = self._default
+        key_of = self.key
+        key_is_async = self._key_is_async
+        memory = self._memory
+        backend = self.backend
+        monotonic = time.monotonic
+        if memory is not None and default is not None and not routes and not key_is_async:
+            return self._fast(call_next, default, memory)
 
         async def limited(request: Request) -> Response:
-            policy = self._policy_for(request)
+            policy = self._policy_for(request, routes) if routes else default
             if policy is None:
                 return await call_next(request)
-            found = self.key(request)
-            if self._key_is_async:
+            found = key_of(request)
+            if key_is_async:
                 found = await found  # type: ignore[misc]
             if found is None:
                 found = client_address(request) or "unknown"
             key = policy.prefix + found  # type: ignore[operator]
-            if self._memory is not None:
-                decision = self._memory.hit_now(key, policy.rate, time.monotonic())
-            else:
-                decision = await self.backend.hit(key, policy.rate)
-            if not decision.allowed:
-                retry = max(1, math.ceil(decision.retry_after))
-                return problem_response(
-                    TooManyRequests(
-                        f"Over the rate limit of {policy.rate.limit:g} requests per "
-                        f"{policy.rate.per:g} s; retry in {retry} s.",
-                        headers={
-                            "retry-after": str(retry),
-                            "ratelimit-policy": policy.policy,
-                            "ratelimit": f'"{policy.name}";r=0;t={retry}',
-                        },
-                    )
+            if memory is not None:
+                allowed, remaining, reset, retry_after = memory.step(
+                    key, policy.interval, policy.tau, monotonic()
                 )
+            else:
+                allowed, remaining, reset, retry_after = await backend.hit(key, policy.rate)
+            if not allowed:
+                return policy.refuse(retry_after)
             response = await call_next(request)
-            response.headers.append(("ratelimit-policy", policy.policy))
-            reset = math.ceil(decision.reset)
-            response.headers.append(
-                ("ratelimit", f'"{policy.name}";r={decision.remaining};t={reset}')
+            response.headers += (
+                policy.header,
+                ("ratelimit", f'"{policy.name}";r={remaining};t={math.ceil(reset)}'),
             )
+            return response
+
+        return limited
+
+    def _fast(self, call_next: Handler, policy: _Policy, memory: MemoryBackend) -> Handler:
+        """The common case (one limit, in process, a plain key function), inlined: the
+        GCRA step of `MemoryBackend.step` without a call, for the hot path."""
+        key_of = self.key
+        monotonic = time.monotonic
+        tats = memory._tats
+        max_keys = memory.max_keys
+        prefix, interval, tau = policy.prefix, policy.interval, policy.tau
+        limit = tau + 1e-9
+        header, remaining_head = policy.header, f'"{policy.name}";r='
+        ceil = math.ceil
+
+        async def limited(request: Request) -> Response:
+            found = key_of(request)
+            if found is None:
+                found = client_address(request) or "unknown"
+            key = prefix + found  # type: ignore[operator]
+            now = monotonic()
+            tat = tats.get(key, now)
+            if tat < now:
+                tat = now
+            ahead = tat + interval - now
+            if ahead > limit:
+                return policy.refuse(ahead - tau)
+            if len(tats) >= max_keys and key not in tats:
+                memory._sweep(now)
+            tats[key] = tat + interval
+            response = await call_next(request)
+            remaining = int((tau - ahead) / interval + 1e-9)
+            response.headers += (header, ("ratelimit", f"{remaining_head}{remaining};t={ceil(ahead)}"))
             return response
 
         return limited
