@@ -349,7 +349,8 @@ class RateLimit:
             tats[key] = tat + interval
             response = await call_next(request)
             remaining = int((tau - ahead) / interval + 1e-9)
-            response.headers += (header, ("ratelimit", f"{remaining_head}{remaining};t={ceil(ahead)}"))
+            value = f"{remaining_head}{remaining};t={ceil(ahead)}"
+            response.headers += (header, ("ratelimit", value))
             return response
 
         return limited
