@@ -202,7 +202,7 @@ class Request:
 
     @property
     def host(self) -> str:
-        """The host the client asked for: the `Host` header (`:authority` in HTTP/2)."""
+        """The host the client asked for: the `Host` header, unless middleware set it."""
         try:
             return self._host
         except AttributeError:

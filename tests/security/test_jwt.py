@@ -14,7 +14,18 @@ from shoal import App, ConfigurationError, Request
 from shoal.security import JWTBearer, requires_scopes
 from shoal.testing import TestClient, TestResponse
 
-from .tokens import AUDIENCE, ISSUER, claims, ed_key, hmac_signed, public_jwks, raw, rsa_key, sign
+from .tokens import (
+    AUDIENCE,
+    ISSUER,
+    claims,
+    ed_key,
+    hmac_signed,
+    public_jwks,
+    raw,
+    rsa_key,
+    sign,
+    signed_bytes,
+)
 
 RSA = rsa_key("rsa-1")
 ED = ed_key("ed-1")
@@ -136,8 +147,13 @@ FORGED: list[tuple[str, str, str]] = [
     ("expired", sign(RSA, exp=NOW - 120), "expired"),
     ("not yet valid", sign(RSA, nbf=NOW + 600), "not valid yet"),
     ("wrong issuer", sign(RSA, iss="https://evil.test"), "issuer"),
+    ("issuer as a list", sign(RSA, iss=[ISSUER]), "issuer"),
+    ("no issuer", sign(RSA, iss=None), "issuer"),
     ("wrong audience", sign(RSA, aud="billing"), "not meant for this service"),
     ("no audience", sign(RSA, aud=None), "not meant for this service"),
+    ("audience as an object", sign(RSA, aud={"runs": 1}), "not meant for this service"),
+    ("payload not an object", signed_bytes(RSA, b"[1, 2]"), "payload is not a JSON object"),
+    ("payload not JSON", signed_bytes(RSA, b"hello"), "payload is not a JSON object"),
     ("no exp", sign(RSA, exp=None), "required claim `exp`"),
     ("no sub", sign(RSA, sub=None), "claims are invalid"),
     ("sub of the wrong type", sign(RSA, sub=42), "claims are invalid"),

@@ -10,7 +10,7 @@ import time
 import warnings
 from typing import Any
 
-from joserfc import jwk, jwt
+from joserfc import jwk, jws, jwt
 from joserfc.errors import SecurityWarning
 
 ISSUER = "https://id.test"
@@ -54,6 +54,11 @@ def sign(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", SecurityWarning)  # "EdDSA" is deprecated by RFC 9864
         return jwt.encode(head, claims(**overrides), key, algorithms=[alg])
+
+
+def signed_bytes(key: Any, payload: bytes, alg: str = "RS256") -> str:
+    """A correctly signed JWS whose payload is `payload` (not necessarily a claims object)."""
+    return jws.serialize_compact({"alg": alg, "kid": key.kid}, payload, key, algorithms=[alg])
 
 
 def raw(header: dict[str, Any], payload: dict[str, Any], signature: bytes = b"") -> str:

@@ -287,7 +287,8 @@ class JWTBearer(Generic[C]):
         for name in self.required:
             if name not in payload:
                 raise _invalid(f"The token lacks the required claim `{name}`.")
-        if payload.get("iss") not in self.issuers:
+        iss = payload.get("iss")
+        if not isinstance(iss, str) or iss not in self.issuers:
             raise _invalid("The token was issued by an issuer this service does not trust.")
         if self.audiences is not None:
             aud = payload.get("aud")
