@@ -303,7 +303,7 @@ def _auth_targets(groups: dict[str, list[Result]], json_rows: Sequence[Result]) 
                f"{uncached:.2f}{TIMES} FastAPI." if uncached else ""),
         ))  # fmt: skip
     limited = _ratio(json_rows, "shoal-ratelimited", "shoal")
-    limited_cpu = _cpu_ratio(json_rows, "shoal", "shoal-ratelimited")
+    limited_cpu = _cpu_ratio(json_rows, "shoal-ratelimited", "shoal")
     found.append(Target(
         "`json`: the in-process rate limiter's cost, every request counted (GCRA, keyed by "
         "client address, `RateLimit` headers) vs the same app without it",
