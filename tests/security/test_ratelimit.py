@@ -110,6 +110,35 @@ def test_over_the_limit_is_a_429_problem_with_the_draft_headers() -> None:
     assert "rate limit" in refused.json()["detail"]
 
 
+def plain_app(**options: Any) -> App:
+    """No per-route limits, in process, a plain key: the limiter's inlined fast path."""
+    app = App()
+    RateLimit(Rate(2, per=60), **options).install(app)
+
+    @app.get("/items")
+    async def items() -> dict[str, bool]:
+        return {"ok": True}
+
+    return app
+
+
+@pytest.mark.parametrize("headers", [True, False])
+@pytest.mark.parametrize("fast", [True, False], ids=["fast path", "general path"])
+def test_both_paths_count_alike(fast: bool, headers: bool) -> None:
+    app = plain_app(headers=headers) if fast else build(Rate(2, per=60), headers=headers)
+    with TestClient(app) as client:
+        answers = [client.get("/items") for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    if headers:
+        assert [a.headers["ratelimit"] for a in answers[:2]] == [
+            '"default";r=1;t=30', '"default";r=0;t=60'
+        ]
+    else:
+        assert all("ratelimit" not in a.headers for a in answers[:2])
+    assert answers[2].headers["ratelimit"] == '"default";r=0;t=30'
+    assert answers[2].headers["retry-after"] == "30"
+
+
 def test_routes_have_their_own_limits_or_none() -> None:
     with TestClient(build(Rate(3, per=60))) as client:
         assert client.post("/runs").status_code == 200

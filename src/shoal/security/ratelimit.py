@@ -221,8 +221,10 @@ class RateLimit:
     `key` says what is counted: `client_address` (the default), `api_key_id(keys)`,
     `jwt_subject(bearer)`, or any function of the request (sync or async)
     returning a string; None falls back to the client address. `backend` is a
-    `MemoryBackend` (default) or a `RedisBackend`. `install(app)` adds the
-    middleware and opens the backend with the app.
+    `MemoryBackend` (default) or a `RedisBackend`. `headers=False` sends the
+    `RateLimit` headers on refusals only (the draft makes them optional; it
+    saves a little per request). `install(app)` adds the middleware and opens
+    the backend with the app.
     """
 
     def __init__(
@@ -232,8 +234,10 @@ class RateLimit:
         key: KeyFunc = client_address,
         backend: RateLimitBackend | None = None,
         name: str = "default",
+        headers: bool = True,
     ) -> None:
         self.rate = rate
+        self.headers = headers
         self.key = key
         self.backend: RateLimitBackend = backend if backend is not None else MemoryBackend()
         self.name = name
@@ -289,6 +293,7 @@ class RateLimit:
         key_is_async = self._key_is_async
         memory = self._memory
         backend = self.backend
+        send_headers = self.headers
         monotonic = time.monotonic
         if memory is not None and default is not None and not routes and not key_is_async:
             return self._fast(call_next, default, memory)
@@ -312,6 +317,8 @@ class RateLimit:
             if not allowed:
                 return policy.refuse(retry_after)
             response = await call_next(request)
+            if not send_headers:
+                return response
             response.headers += (
                 policy.header,
                 ("ratelimit", f'"{policy.name}";r={remaining};t={math.ceil(reset)}'),
@@ -331,6 +338,7 @@ class RateLimit:
         limit = tau + 1e-9
         header, remaining_head = policy.header, f'"{policy.name}";r='
         ceil = math.ceil
+        send_headers = self.headers
 
         async def limited(request: Request) -> Response:
             found = key_of(request)
@@ -348,6 +356,8 @@ class RateLimit:
                 memory._sweep(now)
             tats[key] = tat + interval
             response = await call_next(request)
+            if not send_headers:
+                return response
             remaining = int((tau - ahead) / interval + 1e-9)
             value = f"{remaining_head}{remaining};t={ceil(ahead)}"
             response.headers += (header, ("ratelimit", value))
