@@ -40,7 +40,7 @@ def claims(**overrides: Any) -> dict[str, Any]:
         "aud": AUDIENCE,
         "sub": "user-1",
         "iat": now,
-        "exp": now + 300,
+        "exp": now + 3600,
         "scope": "runs:read",
     }
     base.update(overrides)
