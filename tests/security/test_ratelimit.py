@@ -168,6 +168,12 @@ def test_a_wrong_route_option_is_a_configuration_error() -> None:
         pass  # found when the app starts, not at the first request
 
 
+def test_a_limiter_must_be_installed() -> None:
+    app = App(middleware=[RateLimit(Rate(1))])
+    with pytest.raises(ConfigurationError, match="install"), TestClient(app):
+        pass
+
+
 KEY_A, KEY_B = "a" * 24, "b" * 24
 
 

@@ -256,7 +256,7 @@ class RateLimit:
 
     def _route_policies(self) -> dict[int, _Policy | None]:
         routes: dict[int, _Policy | None] = {}
-        if self._app is not None:
+        if self._app is not None:  # checked by __call__
             for endpoint in self._app.endpoints:
                 if "rate_limit" in endpoint.options:
                     rate = endpoint.options["rate_limit"]
@@ -287,6 +287,11 @@ class RateLimit:
         registered: the per-route limits are collected then, and an app with
         none never routes a request twice.
         """
+        if self._app is None:
+            raise ConfigurationError(
+                "add a RateLimit with limiter.install(app), not app.add_middleware(): it "
+                "needs the app for per-route limits and to open its backend"
+            )
         routes = self._route_policies()
         default = self._default
         key_of = self.key
