@@ -32,6 +32,7 @@ def test_internal_machinery_lives_in_private_modules() -> None:
         "requests",
         "responses",
         "routing",
+        "security",
         "testing",
         "watchdog",
         "wsgi",

@@ -10,6 +10,7 @@ from .errors import (
     Conflict,
     DatabaseError,
     DatabaseUnavailable,
+    Forbidden,
     HTTPError,
     IntegrityError,
     MethodNotAllowed,
@@ -21,6 +22,8 @@ from .errors import (
     ServiceUnavailable,
     ShoalError,
     StartupError,
+    TooManyRequests,
+    Unauthorized,
     ValidationError,
 )
 from .requests import Request
@@ -41,6 +44,7 @@ __all__ = [
     "DatabaseUnavailable",
     "Depends",
     "Endpoint",
+    "Forbidden",
     "HTTPError",
     "Handler",
     "Header",
@@ -67,6 +71,8 @@ __all__ = [
     "StartupError",
     "State",
     "StreamingResponse",
+    "TooManyRequests",
+    "Unauthorized",
     "ValidationError",
     "WSGIMount",
     "WatchdogStatistics",

@@ -68,7 +68,8 @@ class RouteOptions(TypedDict, total=False):
     the route's OpenAPI operation: `summary` and `description` (default: the
     handler's docstring), `tags`, `operation_id`, `deprecated`,
     `responses` (`{404: "No such user"}`), and `include_in_schema=False` to
-    leave the route out.
+    leave the route out. `rate_limit` is the route's own `shoal.security.Rate`
+    (None: no limit), read by the `RateLimit` middleware.
     """
 
     status: int
@@ -79,6 +80,7 @@ class RouteOptions(TypedDict, total=False):
     deprecated: bool
     responses: Mapping[int, str]
     include_in_schema: bool
+    rate_limit: Any  # a shoal.security.Rate or None; the middleware checks it at startup
 
 
 def _check_options(path: str, options: dict[str, Any]) -> RouteOptions:

@@ -19,8 +19,11 @@ ShoalError                      base of everything shoal raises
     │   └── OutOfRange *
     ├── Conflict                409: the request conflicts with the current state
     │   └── IntegrityError *
-    └── ServiceUnavailable      503: overloaded or a dependency is down (carries `Retry-After`)
-        └── DatabaseUnavailable *
+    ├── ServiceUnavailable      503: overloaded or a dependency is down (carries `Retry-After`)
+    │   └── DatabaseUnavailable *
+    ├── Unauthorized            401: no credentials, or invalid ones (carries `WWW-Authenticate`)
+    ├── Forbidden               403: valid credentials that lack a permission (a scope)
+    └── TooManyRequests         429: over a rate limit (carries `Retry-After` and `RateLimit`)
 ```
 
 (* has two parents: a handler may catch it as a database error or let it go
@@ -45,6 +48,7 @@ __all__ = [
     "Conflict",
     "DatabaseError",
     "DatabaseUnavailable",
+    "Forbidden",
     "HTTPError",
     "IntegrityError",
     "MethodNotAllowed",
@@ -56,6 +60,8 @@ __all__ = [
     "ServiceUnavailable",
     "ShoalError",
     "StartupError",
+    "TooManyRequests",
+    "Unauthorized",
     "ValidationError",
 ]
 
@@ -261,3 +267,31 @@ class DatabaseUnavailable(DatabaseError, ServiceUnavailable):
         self.message = message
         self.sqlstate = sqlstate
         self.args = (message,)
+
+
+class Unauthorized(HTTPError):
+    """401: the request has no credentials, or credentials that were refused.
+
+    `challenge` is the `WWW-Authenticate` value (`Bearer error="invalid_token"`);
+    `detail` tells the caller what to fix without saying anything about keys.
+    """
+
+    status = 401
+
+    def __init__(self, detail: str | None = None, *, challenge: str = "Bearer") -> None:
+        super().__init__(detail=detail, headers={"www-authenticate": challenge})
+
+
+class Forbidden(HTTPError):
+    """403: the credentials are valid but do not grant this (a missing scope)."""
+
+    status = 403
+
+
+class TooManyRequests(HTTPError):
+    """429: the caller is over a rate limit; `Retry-After` says when to come back."""
+
+    status = 429
+
+    def __init__(self, detail: str | None = None, *, headers: Mapping[str, str]) -> None:
+        super().__init__(detail=detail, headers=headers)

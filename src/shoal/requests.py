@@ -121,6 +121,8 @@ class Request:
         "_raw_path",
         "_limit",
         "_id",
+        "_host",
+        "_scheme",
     )
     _client: tuple[str, int] | str | None
     path_params: dict[str, Any]
@@ -135,6 +137,8 @@ class Request:
     _raw_path: bytes
     _limit: int
     _id: str | None
+    _host: str
+    _scheme: str
 
     def __init__(
         self,
@@ -173,9 +177,29 @@ class Request:
 
     @property
     def scheme(self) -> str:
-        """`http` or `https`."""
-        scheme: str = self._connection.scheme
-        return scheme
+        """`http` or `https` (as the server saw it, unless middleware set it)."""
+        try:
+            return self._scheme
+        except AttributeError:
+            scheme: str = self._connection.scheme
+            return scheme
+
+    @scheme.setter
+    def scheme(self, value: str) -> None:
+        # set by middleware that knows better (shoal.security.TrustedProxies)
+        self._scheme = value
+
+    @property
+    def host(self) -> str:
+        """The host the client asked for: the `Host` header, unless middleware set it."""
+        try:
+            return self._host
+        except AttributeError:
+            return self.headers.get("host", "")
+
+    @host.setter
+    def host(self, value: str) -> None:
+        self._host = value
 
     @property
     def http_version(self) -> str:
@@ -205,6 +229,10 @@ class Request:
             host, _, port = client.rpartition(":")
             client = self._client = (host.strip("[]"), int(port)) if port.isdigit() else None
         return client
+
+    @client.setter
+    def client(self, value: tuple[str, int] | None) -> None:
+        self._client = value
 
     def _client_address(self) -> tuple[str, int] | str | None:
         """The peer address from the transport, for adapters that fill it lazily."""
