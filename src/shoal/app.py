@@ -216,6 +216,8 @@ class App:
         self._exit_stack: AsyncExitStack | None = None
         self._asgi: ASGIAdapter | None = None
         self._rsgi: RSGIAdapter | None = None
+        self.openapi_contributors: list[Callable[[App, dict[str, Any]], None]] = []
+        """Functions that complete the OpenAPI document (`shoal.security` adds its schemes)."""
         self.health = Health(self.watchdog)
         self.metrics: Metrics | None = Metrics(self) if metrics_url is not None else None
         self._request_ids = request_ids

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import inspect
 import re
-import sys
 import typing
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
@@ -245,29 +244,16 @@ def openapi_schema(app: App) -> dict[str, Any]:
         "paths": paths,
         "components": {"schemas": components},
     }
-    _add_security(app, document)
+    for contribute in app.openapi_contributors:  # e.g. shoal.security's schemes
+        contribute(app, document)
     return document
 
 
-def _add_security(app: App, document: dict[str, Any]) -> None:
-    """`securitySchemes` and each operation's `security`, when shoal.security is in use."""
-    if "shoal.security" not in sys.modules:  # nothing can be installed: keep it unimported
-        return
-    from ..security.openapi import operation_security, security_schemes
+def operation_path(template: str) -> str:
+    """A route template as an OpenAPI path (`{id:int}` written `{id}`)."""
+    return _CONVERTER_IN_PATH.sub(r"{\1}", template)
 
-    schemes = security_schemes(app)
-    if not schemes:
-        return
-    document["components"]["securitySchemes"] = schemes
-    for endpoint in app.endpoints:
-        security = operation_security(app, endpoint.handler)
-        item = document["paths"].get(_CONVERTER_IN_PATH.sub(r"{\1}", endpoint.template), {})
-        for method in endpoint.methods:
-            operation = item.get(method.lower())
-            if not security or operation is None:
-                continue
-            operation["security"] = security
-            responses = operation["responses"]
-            responses.setdefault("401", _problem("Missing or invalid credentials"))
-            if any(scopes for requirement in security for scopes in requirement.values()):
-                responses.setdefault("403", _problem("The credentials lack a required scope"))
+
+def problem_response(description: str) -> dict[str, Any]:
+    """An OpenAPI response whose body is a problem document."""
+    return _problem(description)

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any
 from ..errors import ConfigurationError, Unauthorized
 from ..requests import Request
 from ._registry import register
+from .openapi import contribute_to
 
 if TYPE_CHECKING:
     from ..app import App
@@ -93,6 +94,7 @@ class APIKeys:
         """Provide `APIKey` to `app`'s handlers (and document the scheme)."""
         app.provide(self.provider, provides=APIKey)
         register(app, self)
+        contribute_to(app)
         return self
 
     def match(self, presented: str) -> APIKey | None:

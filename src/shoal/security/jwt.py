@@ -36,11 +36,12 @@ import msgspec
 from joserfc import jws
 from joserfc.errors import JoseError, SecurityWarning
 
-from .. import Depends
+from .._introspect import Depends
 from ..errors import ConfigurationError, Forbidden, Unauthorized
 from ..requests import Request
 from ._keys import ALGORITHM_KEY_TYPES, KeySource
-from ._registry import register, schemes_of
+from ._registry import only_bearer, register
+from .openapi import contribute_to
 
 if TYPE_CHECKING:
     from ..app import App
@@ -151,6 +152,7 @@ class JWTBearer(Generic[C]):
         app.use(self)
         app.provide(self.provider, provides=self.claims_type)
         register(app, self)
+        contribute_to(app)
         return self
 
     async def __aenter__(self) -> JWTBearer[C]:
@@ -348,17 +350,6 @@ def _scope_check(scopes: Sequence[str], named: JWTBearer[Any] | None) -> Depends
 
     check.__shoal_security__ = (named, tuple(sorted(wanted)))  # type: ignore[attr-defined]
     return Depends(check)
-
-
-def only_bearer(app: App | None) -> JWTBearer[Any]:
-    """The one `JWTBearer` installed on `app`; `ConfigurationError` if not exactly one."""
-    found = [s for s in schemes_of(app) if isinstance(s, JWTBearer)]
-    if len(found) != 1:
-        raise ConfigurationError(
-            "requires_scopes() needs exactly one JWTBearer installed on the app "
-            f"(found {len(found)}); use bearer.requires_scopes() to name one"
-        )
-    return found[0]
 
 
 def requires_scopes(*scopes: str) -> Depends:

@@ -12,7 +12,8 @@ import inspect
 import typing
 from typing import TYPE_CHECKING, Any
 
-from ._registry import schemes_of
+from ..openapi.schema import operation_path, problem_response
+from ._registry import only_bearer, schemes_of
 
 if TYPE_CHECKING:
     from ..app import App
@@ -40,8 +41,6 @@ def _walk(app: App, func: Any, found: dict[str, set[str]], seen: set[int]) -> No
     if marker is not None:
         scheme, scopes = marker
         if scheme is None:  # requires_scopes(): the app's one bearer
-            from .jwt import only_bearer
-
             scheme = only_bearer(app)
         found.setdefault(scheme.scheme_name, set()).update(scopes)
         if scheme.provider is not func:
@@ -61,3 +60,31 @@ def _walk(app: App, func: Any, found: dict[str, set[str]], seen: set[int]) -> No
             provider = app.container.effective(provider)
             if provider.kind == "call":
                 _walk(app, provider.func, found, seen)
+
+
+def add_security(app: App, document: dict[str, Any]) -> None:
+    """`securitySchemes` and each operation's `security` (an `app.openapi_contributors` entry)."""
+    schemes = security_schemes(app)
+    if not schemes:
+        return
+    document["components"]["securitySchemes"] = schemes
+    for endpoint in app.endpoints:
+        security = operation_security(app, endpoint.handler)
+        item = document["paths"].get(operation_path(endpoint.template), {})
+        for method in endpoint.methods:
+            operation = item.get(method.lower())
+            if not security or operation is None:
+                continue
+            operation["security"] = security
+            responses = operation["responses"]
+            responses.setdefault("401", problem_response("Missing or invalid credentials"))
+            if any(scopes for requirement in security for scopes in requirement.values()):
+                responses.setdefault(
+                    "403", problem_response("The credentials lack a required scope")
+                )
+
+
+def contribute_to(app: App) -> None:
+    """Make `app`'s OpenAPI document describe its security schemes (once)."""
+    if add_security not in app.openapi_contributors:
+        app.openapi_contributors.append(add_security)
