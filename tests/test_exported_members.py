@@ -29,6 +29,7 @@ def test_internal_machinery_lives_in_private_modules() -> None:
         "requests",
         "responses",
         "routing",
+        "settings",
         "testing",
         "watchdog",
         "wsgi",

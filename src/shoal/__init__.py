@@ -19,12 +19,14 @@ from .errors import (
     PayloadTooLarge,
     RouteConflict,
     ServiceUnavailable,
+    SettingsError,
     ShoalError,
     StartupError,
     ValidationError,
 )
 from .requests import Request
 from .responses import JSONResponse, Response, StreamingResponse
+from .settings import Secret, Settings
 from .watchdog import StallReport, WatchdogStatistics
 from .wsgi import WSGIMount
 
@@ -61,7 +63,10 @@ __all__ = [
     "Response",
     "RouteConflict",
     "RouteOptions",
+    "Secret",
     "ServiceUnavailable",
+    "Settings",
+    "SettingsError",
     "ShoalError",
     "StallReport",
     "StartupError",
