@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import logging
 import os
+import re
 import subprocess
 from datetime import timedelta
 from decimal import Decimal
@@ -381,3 +382,43 @@ def test_the_notes_example_takes_its_page_size_from_the_environment() -> None:
             httpx.post(server.url + "/notes", json={"text": text}).raise_for_status()
         notes = httpx.get(server.url + "/notes").json()
     assert notes == [{"id": 1, "text": "one"}]
+
+
+# -- docs/settings.md ---------------------------------------------------------------------
+
+
+def doc_blocks(language: str) -> list[str]:
+    text = (ROOT / "docs" / "settings.md").read_text()
+    return re.findall(rf"^```{language}\n(.*?)^```", text, flags=re.S | re.M)
+
+
+def test_the_docs_example_runs_as_documented(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("ORDERS_DATABASE_URL", "postgresql://app:s3cret@db/orders")
+    monkeypatch.setenv("ORDERS_TIMEOUT", "250ms")
+    namespace: dict[str, Any] = {"__name__": "docs_settings"}
+    code = compile(doc_blocks("python")[0], "docs/settings.md", "exec", dont_inherit=True)
+    exec(code, namespace)
+    config = namespace["config"]
+    assert config.timeout == timedelta(milliseconds=250)
+    assert "database_url=Secret('**********')" in repr(config) and "s3cret" not in repr(config)
+    assert config.database_url.reveal() == "postgresql://app:s3cret@db/orders"
+    monkeypatch.setenv("ORDERS_PAGE_SIZE", "many")
+    monkeypatch.delenv("ORDERS_DATABASE_URL")
+    with pytest.raises(SettingsError) as caught:
+        namespace["Config"].load()
+    error_block = doc_blocks("text")[0].strip()
+    assert error_block == f"shoal.errors.SettingsError: {caught.value}"
+
+
+def test_the_docs_env_file_reads_as_documented(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    path.write_text(doc_blocks("sh")[0])
+    assert read_env_file(path) == {
+        "ORDERS_DATABASE_URL": "postgresql://app@127.0.0.1/orders",
+        "ORDERS_DEBUG": "yes",
+        "ORDERS_GREETING": "tab\there",
+        "ORDERS_PATTERN": "#[a-z]+",
+    }
