@@ -320,6 +320,46 @@ def test_a_wrong_secret_is_named_but_never_echoed() -> None:
     assert str(caught.value) == ("KEYS_PIN: expected an integer, got a value not shown (secret)")
 
 
+class Credentials(msgspec.Struct, frozen=True):
+    user: str
+    password: Secret[str]
+    mode: Literal["ro", "rw"] = "ro"
+
+
+class Nested(Settings):
+    env_prefix = "NEST_"
+    credentials: Credentials | None = None
+    tokens: list[Secret[int]] = msgspec.field(default_factory=list)
+
+
+def test_secrets_inside_structs_and_lists_stay_hidden() -> None:
+    by_field = Nested.load({"NEST_CREDENTIALS__USER": "ada", "NEST_CREDENTIALS__PASSWORD": "pw1"})
+    as_json = Nested.load({"NEST_CREDENTIALS": '{"user": "ada", "password": "pw1"}'})
+    for config in (by_field, as_json):
+        assert config.credentials is not None
+        assert config.credentials.password.reveal() == "pw1"
+        assert "pw1" not in repr(config)
+    assert [t.reveal() for t in Nested.load({"NEST_TOKENS": "1, 2"}).tokens] == [1, 2]
+    bad = {
+        "NEST_CREDENTIALS": '{"user": "ada", "password": "hunter2", "mode": "hunter2"}',
+        "NEST_TOKENS": "1,hunter2",
+    }
+    with pytest.raises(SettingsError) as caught:
+        Nested.load(bad)
+    assert str(caught.value) == (
+        "NEST_CREDENTIALS: expected a JSON object (Credentials) (empty for none), "
+        "got a value not shown (secret); "
+        "NEST_TOKENS: expected a comma-separated or JSON list, each an integer, "
+        "got a value not shown (secret)"
+    )
+
+
+def test_a_bom_and_crlf_line_ends_are_read_as_text_editors_mean_them(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    path.write_bytes(b"\xef\xbb\xbfFIRST=1\r\nSECOND='two'\r\n")
+    assert read_env_file(path) == {"FIRST": "1", "SECOND": "two"}
+
+
 # -- a real `shoal run` -------------------------------------------------------------------
 
 

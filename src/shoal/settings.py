@@ -69,6 +69,7 @@ from typing import (
     Union,
     get_args,
     get_origin,
+    get_type_hints,
 )
 from uuid import UUID
 
@@ -229,22 +230,27 @@ def _nested_struct(annotation: Any) -> type[msgspec.Struct] | None:
 
 def _complaint(raw: str, annotation: Any, detail: str | None) -> str:
     expected = _expected(annotation)
-    if _is_secret(annotation):
-        got = "a value not shown (secret)"
-    else:
-        shown = raw if len(raw) <= 60 else raw[:57] + "..."
-        got = repr(shown)
-    return f"expected {expected}, got {got}" + (f" ({detail})" if detail else "")
+    if _is_secret(annotation):  # neither the value nor msgspec's detail, which may quote it
+        return f"expected {expected}, got a value not shown (secret)"
+    shown = raw if len(raw) <= 60 else raw[:57] + "..."
+    return f"expected {expected}, got {shown!r}" + (f" ({detail})" if detail else "")
 
 
-def _is_secret(annotation: Any) -> bool:
+def _is_secret(annotation: Any, seen: frozenset[Any] = frozenset()) -> bool:
+    """Whether a value of `annotation` may hold a `Secret` anywhere inside it."""
     if get_origin(annotation) is Secret:
         return True
-    if get_origin(annotation) is Annotated:
-        return _is_secret(get_args(annotation)[0])
-    if get_origin(annotation) in (Union, types.UnionType):
-        return any(_is_secret(arg) for arg in get_args(annotation))
-    return False
+    if annotation in seen:  # a recursive type
+        return False
+    seen = seen | {annotation}
+    if isinstance(annotation, type) and issubclass(annotation, msgspec.Struct):
+        return any(_is_secret(field.type, seen) for field in msgspec.structs.fields(annotation))
+    if isinstance(annotation, type) and dataclasses.is_dataclass(annotation):
+        hints = get_type_hints(annotation)
+        return any(_is_secret(hints[field.name], seen) for field in dataclasses.fields(annotation))
+    if get_origin(annotation) is Literal:
+        return False
+    return any(_is_secret(arg, seen) for arg in get_args(annotation))
 
 
 def _warn_about_typos(cls: type[Settings], variables: Mapping[str, str]) -> None:
@@ -325,10 +331,7 @@ def _convert(raw: str, annotation: Any) -> Any:
     if origin in _SEQUENCES:
         return _sequence(raw, annotation, origin)
     if _is_json_object(annotation):
-        try:
-            return msgspec.json.decode(raw, type=annotation, strict=False)
-        except (msgspec.ValidationError, msgspec.DecodeError) as exc:
-            raise _Invalid(str(exc)) from exc
+        return _msgspec_json(raw, annotation)
     return _msgspec(raw, annotation)
 
 
@@ -386,9 +389,16 @@ def _sequence(raw: str, annotation: Any, origin: Any) -> Any:
 
 def _msgspec_json(raw: str, annotation: Any) -> Any:
     try:
-        return msgspec.json.decode(raw, type=annotation, strict=False)
+        return msgspec.json.decode(raw, type=annotation, strict=False, dec_hook=_secret_hook)
     except (msgspec.ValidationError, msgspec.DecodeError) as exc:
         raise _Invalid(str(exc)) from exc
+
+
+def _secret_hook(annotation: Any, value: Any) -> Any:
+    """msgspec's hook for a `Secret[X]` inside JSON (a Struct field, a list item)."""
+    if get_origin(annotation) is Secret:
+        return Secret(msgspec.convert(value, get_args(annotation)[0], strict=False))
+    raise NotImplementedError(f"{annotation!r} cannot be read from JSON")
 
 
 def _is_json_object(annotation: Any) -> bool:
@@ -483,7 +493,7 @@ def read_env_file(path: str | os.PathLike[str]) -> dict[str, str]:
     """
     variables: dict[str, str] = {}
     name = os.fspath(path)
-    with open(path, encoding="utf-8") as file:
+    with open(path, encoding="utf-8-sig") as file:  # a BOM is not part of the first key
         for number, line in enumerate(file, 1):
             text = line.strip()
             if not text or text.startswith("#"):
