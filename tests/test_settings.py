@@ -462,3 +462,11 @@ def test_the_docs_env_file_reads_as_documented(tmp_path: Path) -> None:
         "ORDERS_GREETING": "tab\there",
         "ORDERS_PATTERN": "#[a-z]+",
     }
+
+
+def test_the_orm_example_reads_the_conventional_database_url() -> None:
+    from examples.sqlalchemy_orm import Config as OrmConfig
+
+    config = OrmConfig.load({"DATABASE_URL": "postgresql://app:pw@db/notes"}, env_file=None)
+    assert config.database_url.reveal() == "postgresql://app:pw@db/notes"
+    assert OrmConfig.load({}, env_file=None).database_url.reveal() == "postgresql://localhost/notes"
