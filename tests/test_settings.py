@@ -248,6 +248,17 @@ def test_a_malformed_env_line_is_named_by_number_not_content(
     assert "hunter2" not in str(caught.value)
 
 
+def test_an_unreadable_env_file_is_one_line_too(tmp_path: Path) -> None:
+    path = tmp_path / ".env"
+    path.write_bytes(b"KEY=caf\xe9\n")  # Latin-1, not UTF-8
+    with pytest.raises(SettingsError, match=r"\.env: not UTF-8 text \(byte 7\)$"):
+        read_env_file(path)
+    folder = tmp_path / "folder.env"
+    folder.mkdir()
+    with pytest.raises(SettingsError, match=r"folder\.env: cannot be read \(Is a directory\)$"):
+        read_env_file(folder)
+
+
 class FromFile(Settings):
     env_prefix = "FF_"
     env_file = ".env"
