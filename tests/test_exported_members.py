@@ -33,6 +33,7 @@ def test_internal_machinery_lives_in_private_modules() -> None:
         "responses",
         "routing",
         "security",
+        "settings",
         "testing",
         "watchdog",
         "wsgi",

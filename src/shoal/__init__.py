@@ -20,6 +20,7 @@ from .errors import (
     PayloadTooLarge,
     RouteConflict,
     ServiceUnavailable,
+    SettingsError,
     ShoalError,
     StartupError,
     TooManyRequests,
@@ -28,6 +29,7 @@ from .errors import (
 )
 from .requests import Request
 from .responses import JSONResponse, Response, StreamingResponse
+from .settings import Secret, Settings
 from .watchdog import StallReport, WatchdogStatistics
 from .wsgi import WSGIMount
 
@@ -65,7 +67,10 @@ __all__ = [
     "Response",
     "RouteConflict",
     "RouteOptions",
+    "Secret",
     "ServiceUnavailable",
+    "Settings",
+    "SettingsError",
     "ShoalError",
     "StallReport",
     "StartupError",

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .app import App
+from .errors import ConfigurationError
 from .logs import logging_config
 
 __all__ = ["load_app", "main"]
@@ -257,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except TargetError as exc:
+    except (TargetError, ConfigurationError) as exc:  # a SettingsError too: one line
         print(f"shoal: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -3,7 +3,8 @@
 ```
 ShoalError                      base of everything shoal raises
 ├── ConfigurationError          the app was set up wrongly (found at start-up, never per request)
-│   └── RouteConflict           two routes would answer the same request
+│   ├── RouteConflict           two routes would answer the same request
+│   └── SettingsError           shoal.settings: a variable is missing or invalid (one line each)
 ├── StartupError                a startup hook or lifespan failed; the server does not start
 ├── DatabaseError               shoal.db: the database refused a statement (500 when uncaught)
 │   ├── MigrationError          a migration file failed or is inconsistent; nothing of it applied
@@ -58,6 +59,7 @@ __all__ = [
     "PayloadTooLarge",
     "RouteConflict",
     "ServiceUnavailable",
+    "SettingsError",
     "ShoalError",
     "StartupError",
     "TooManyRequests",
@@ -295,3 +297,14 @@ class TooManyRequests(HTTPError):
 
     def __init__(self, detail: str | None = None, *, headers: Mapping[str, str]) -> None:
         super().__init__(detail=detail, headers=headers)
+class SettingsError(ConfigurationError):
+    """`Settings.load()` found missing or invalid variables; the service must not start.
+
+    The message is one line: each problem as `VARIABLE: what was expected`,
+    joined by `; `. A secret's value is never in it. `problems` holds the
+    same as `(variable, message)` pairs.
+    """
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(f"{name}: {message}" for name, message in self.problems))
