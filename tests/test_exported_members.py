@@ -35,6 +35,7 @@ def test_internal_machinery_lives_in_private_modules() -> None:
         "security",
         "settings",
         "testing",
+        "tracing",
         "watchdog",
         "wsgi",
     }

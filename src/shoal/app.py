@@ -35,6 +35,7 @@ from .metrics import Metrics, RouteStats, metrics_handler
 from .requests import BODYLESS_METHODS, Request
 from .responses import Response, problem_response, to_response
 from .routing import Mounts, Router, compile_template
+from .tracing import configured_tracer, trace_requests
 from .watchdog import DEFAULT_STALL_THRESHOLD, Watchdog, WatchdogStatistics
 from .wsgi import WSGIMount
 
@@ -171,7 +172,9 @@ class App:
     request's id in `X-Request-ID` and puts it on every log record made while
     serving it (`shoal.logs`). `access_log` logs one line per request (off;
     None reads `SHOAL_ACCESS_LOG`, which `shoal run --access-log` sets).
-    Each is `None`/`False` to turn it off.
+    Each is `None`/`False` to turn it off. Traces (`shoal.tracing`) are on
+    when an OpenTelemetry tracer provider is configured, globally or here
+    (`tracer_provider`).
     """
 
     def __init__(
@@ -187,6 +190,7 @@ class App:
         version: str = "0.1.0",
         openapi_url: str | None = "/openapi.json",
         docs_url: str | None = "/docs",
+        tracer_provider: Any = None,
         livez_url: str | None = "/livez",
         readyz_url: str | None = "/readyz",
         metrics_url: str | None = "/metrics",
@@ -220,6 +224,7 @@ class App:
         """Functions that complete the OpenAPI document (`shoal.security` adds its schemes)."""
         self.health = Health(self.watchdog)
         self.metrics: Metrics | None = Metrics(self) if metrics_url is not None else None
+        self._tracer_provider = tracer_provider
         self._request_ids = request_ids
         self._access_log = access_log
         self._log_access: Callable[[Request, Response, float], None] = log_access
@@ -489,6 +494,17 @@ class App:
             stack.callback(writer.flush)
             self._log_access = writer
         install_record_factory()
+        tracer = configured_tracer(self._tracer_provider)
+        if tracer is not None:
+            skip = frozenset(e.template for e in self.endpoints if not e.observed)
+            untraced = self._entry
+            self._entry = trace_requests(untraced, tracer, skip)
+            stack.callback(setattr, self, "_entry", untraced)
+            for resource in self.resources:
+                use_tracer = getattr(resource, "use_tracer", None)
+                if callable(use_tracer):
+                    use_tracer(tracer)
+                    stack.callback(use_tracer, None)
 
     def _entry_codes(self) -> frozenset[CodeType]:
         # the frames that hold the request in a local named `request`, for the watchdog

@@ -6,6 +6,7 @@ import asyncio
 import logging
 import os
 import time
+from typing import Any
 
 from shoal import App
 from shoal.db import Database
@@ -13,9 +14,9 @@ from shoal.db import Database
 logger = logging.getLogger("tests.operations")
 
 
-def build() -> App:
+def build(**options: Any) -> App:
     """A fresh app (its metrics start at zero); `app` is the one `shoal run` serves."""
-    app = App(title="operations")
+    app = App(title="operations", **options)
     app.use(Database("sqlite://:memory:"))
 
     @app.readiness_check

@@ -101,10 +101,17 @@ class _RSGIRequest(Request):
 
 
 class RSGIAdapter(Adapter):
-    """`handle` is the RSGI callable; `init` and `close` run the app's lifespan."""
+    """`handle` is the RSGI callable; `init` and `close` run the app's lifespan.
+
+    Embedded in a loop that already runs (granian's `embed.Server`), the
+    lifespan is the embedder's: `await app.startup()` before serving and
+    `await app.shutdown()` after; `init` and `close` then do nothing.
+    """
 
     def init(self, loop: asyncio.AbstractEventLoop) -> None:
         """Run the app's startup before the worker serves; exit the worker if it fails."""
+        if loop.is_running():
+            return
         try:
             loop.run_until_complete(self.app.startup())
         except Exception:
@@ -114,7 +121,8 @@ class RSGIAdapter(Adapter):
 
     def close(self, loop: asyncio.AbstractEventLoop) -> None:
         """Run the app's shutdown after the worker stopped serving."""
-        loop.run_until_complete(self.app.shutdown())
+        if not loop.is_running():
+            loop.run_until_complete(self.app.shutdown())
 
     async def handle(self, scope: Any, proto: Any) -> None:
         if scope.proto != "http":  # websockets are not served by shoal

@@ -24,13 +24,19 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    asynccontextmanager,
+    nullcontext,
+)
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigurationError, DatabaseError
 from ..metrics import Histogram, Sample
+from ..tracing import database_span
 from ._base import Connection, DatabaseOptions, Pool, Row
 from ._sqlite import SQLitePool
 
@@ -121,6 +127,9 @@ def _redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+_NO_SPAN: AbstractContextManager[None] = nullcontext()
+
+
 class Database:
     """A pool of connections to one database, opened and closed with the app.
 
@@ -187,6 +196,7 @@ class Database:
         self._pool: Pool[Any] = _ClosedPool(self)
         self.name = name or self.backend
         self.query_durations = Histogram()
+        self._tracer: Any = None
 
     def __repr__(self) -> str:
         return f"Database({_redact(self.url)!r})"
@@ -234,6 +244,15 @@ class Database:
         """`/readyz`'s check: a `SELECT 1` answered (the health probe bounds its time)."""
         await self.fetchval("SELECT 1")
 
+    def use_tracer(self, tracer: Any) -> None:
+        """Trace each statement with `tracer` (an OpenTelemetry tracer; None: stop)."""
+        self._tracer = tracer
+
+    def _span(self, sql: str) -> AbstractContextManager[None]:
+        if self._tracer is None:
+            return _NO_SPAN
+        return database_span(self._tracer, self.backend, self.name, sql)
+
     def collect_metrics(self) -> list[Sample]:
         """This database's samples for `/metrics` (see `shoal.metrics`)."""
         labels = (("database", self.name),)
@@ -248,27 +267,32 @@ class Database:
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         """Run a query and return all its rows."""
         async with self._pool.connection() as conn:
-            return await conn.fetch(sql, *args)
+            with self._span(sql):
+                return await conn.fetch(sql, *args)
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         """Run a query and return its first row, or None when it returns none."""
         async with self._pool.connection() as conn:
-            return await conn.fetchrow(sql, *args)
+            with self._span(sql):
+                return await conn.fetchrow(sql, *args)
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         """Run a query and return the first column of its first row (None if no row)."""
         async with self._pool.connection() as conn:
-            return await conn.fetchval(sql, *args)
+            with self._span(sql):
+                return await conn.fetchval(sql, *args)
 
     async def execute(self, sql: str, *args: Any) -> int:
         """Run a statement; return the number of rows it affected (0 if it reports none)."""
         async with self._pool.connection() as conn:
-            return await conn.execute(sql, *args)
+            with self._span(sql):
+                return await conn.execute(sql, *args)
 
     async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
         """Run a statement once per argument tuple, all or nothing."""
         async with self._pool.connection() as conn:
-            await conn.executemany(sql, args)
+            with self._span(sql):
+                await conn.executemany(sql, args)
 
     # -- several statements on one connection ---------------------------------
 
