@@ -1,0 +1,160 @@
+"""`python -m bench.client`: async HTTP client libraries, and shoal's client over its library.
+
+One `shoal run` server (bench.apps.shoal_app, `GET /json`) is started on a free
+port; then, in this one process and one after the other (rounds interleaved,
+the best round counts), each contender makes as many calls as it can for
+`--duration` seconds from `--concurrency` tasks on one event loop. Reported:
+calls per second, and the client process's CPU time per call (user + system,
+from `time.process_time`), which is what a service pays for each upstream call.
+
+Contenders: raw httpx (`AsyncClient`), raw aiohttp (`ClientSession`), and
+`shoal.client.ServiceClient` (on aiohttp) with its policies on: deadline,
+breaker, budget, request id. The last two rows give the "client alone vs the
+raw library" ratio of issue 12.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PATH = "/json"
+
+Call = Callable[[], Awaitable[Any]]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def _wait(port: int, timeout: float = 20.0) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with socket.socket() as sock:
+            if sock.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+async def _drive(call: Call, duration: float, concurrency: int) -> tuple[float, float]:
+    """Calls per second and CPU seconds per call, over `duration` seconds."""
+    count = 0
+    stop = time.monotonic() + duration
+
+    async def worker() -> None:
+        nonlocal count
+        while time.monotonic() < stop:
+            await call()
+            count += 1
+
+    cpu, wall = time.process_time(), time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(concurrency)))
+    cpu, wall = time.process_time() - cpu, time.monotonic() - wall
+    return count / wall, cpu / max(count, 1)
+
+
+async def _contenders(base: str, concurrency: int) -> list[tuple[str, Call, Callable[[], Any]]]:
+    import aiohttp
+    import httpx
+
+    from shoal.client import ServiceClient
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    hx = httpx.AsyncClient(base_url=base, limits=limits)
+
+    async def httpx_call() -> Any:
+        response = await hx.get(PATH)
+        return response.content
+
+    session = aiohttp.ClientSession(base, connector=aiohttp.TCPConnector(limit=concurrency))
+
+    async def aiohttp_call() -> Any:
+        async with session.get(PATH) as response:
+            return await response.read()
+
+    client = ServiceClient(base, name="bench")
+    await client.__aenter__()
+
+    async def shoal_call() -> Any:
+        response = await client.get(PATH)
+        return response.content
+
+    return [
+        ("httpx", httpx_call, hx.aclose),
+        ("aiohttp", aiohttp_call, session.close),
+        ("shoal.client (aiohttp)", shoal_call, client.__aexit__),
+    ]
+
+
+async def _measure(
+    base: str, duration: float, concurrency: int, rounds: int
+) -> dict[str, tuple[float, float]]:
+    contenders = await _contenders(base, concurrency)
+    best: dict[str, tuple[float, float]] = {}
+    for _name, call, _ in contenders:  # warm-up: open the pools
+        await _drive(call, 0.3, concurrency)
+    for _ in range(rounds):
+        for name, call, _ in contenders:
+            rate, cpu = await _drive(call, duration, concurrency)
+            if name not in best or rate > best[name][0]:
+                best[name] = (rate, cpu)
+    for _, _, close in contenders:
+        result = close()
+        if asyncio.iscoroutine(result):
+            await result
+    return best
+
+
+def table(results: dict[str, tuple[float, float]]) -> str:
+    """The Markdown table of one run, with ratios to aiohttp."""
+    base = results["aiohttp"][0]
+    lines = [
+        "| client | calls/s | CPU µs per call | vs aiohttp |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, (rate, cpu) in results.items():
+        lines.append(f"| {name} | {rate:,.0f} | {cpu * 1e6:,.0f} | {rate / base:.2f}x |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Start the server, measure every contender, print the table."""
+    parser = argparse.ArgumentParser(prog="python -m bench.client", description=__doc__)
+    parser.add_argument("--duration", type=float, default=3.0)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    port = _free_port()
+    shoal = Path(sys.executable).parent / "shoal"
+    server = subprocess.Popen(
+        [str(shoal), "run", "bench.apps.shoal_app:app", "--port", str(port),
+         "--log-level", "warning"],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )  # fmt: skip
+    try:
+        _wait(port)
+        results = asyncio.run(
+            _measure(f"http://127.0.0.1:{port}", args.duration, args.concurrency, args.rounds)
+        )
+    finally:
+        server.terminate()
+        server.wait(10)
+    print(table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
