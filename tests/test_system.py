@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import io
+import os
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
 from shoal import ConfigurationError
 from shoal.system import Supervisor, check_targets, load_manifest
-from tests.servers import BIN, ROOT
+from tests.servers import BIN, ROOT, free_port
 
 GOOD = """
 [system]
@@ -121,3 +124,41 @@ def test_shoal_up_check() -> None:
         cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert wrong.returncode == 2 and "NAME=PORT" in wrong.stderr
+
+
+def test_services_do_not_outlive_a_killed_shoal_up(tmp_path: Path) -> None:
+    port = free_port()
+    text = f"[system]\nroot='{ROOT}'\n[services.hello]\napp='examples.hello:app'\nport={port}\n"
+    write(tmp_path, text)
+    up = subprocess.Popen(
+        [str(BIN / "shoal"), "up", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert up.stdout is not None
+        for line in up.stdout:
+            if b"hello is ready" in line:
+                break
+        else:
+            raise AssertionError("hello never became ready")
+        pid = int(line.rsplit(b"pid ", 1)[1].rstrip(b")\n"))
+        os.kill(up.pid, signal.SIGKILL)  # no chance to clean up
+        up.wait()
+        end = time.monotonic() + 15
+        while time.monotonic() < end and alive(pid):
+            time.sleep(0.1)
+        assert not alive(pid), "the service outlived its supervisor"
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+        if up.stdout is not None:
+            up.stdout.close()
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True

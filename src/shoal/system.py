@@ -30,7 +30,8 @@ restarted after a back-off that doubles from 0.5 s up to 10 s (reset once it
 has stayed up 10 s); its process group is killed first, so no worker of the
 old process keeps the port. SIGINT (Ctrl-C) or SIGTERM stops every service:
 SIGTERM to each group, in reverse start order, then SIGKILL after
-`stop_timeout` seconds.
+`stop_timeout` seconds. Should `shoal up` itself be killed, each service gets
+SIGTERM from the kernel (Linux's parent-death signal), so none is orphaned.
 
 Ports can be overridden without editing the manifest: `--port users=9001`,
 or `--port-offset 1000` for all of them (or `SHOAL_PORT_OFFSET`).
@@ -365,6 +366,7 @@ class Supervisor:
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,  # its own group: signals reach its workers, not ours
                 limit=1024 * 1024,
+                preexec_fn=_die_with_parent,
             )
             self.processes[service.name] = process
             assert process.stdout is not None
@@ -435,6 +437,15 @@ class Supervisor:
                 _kill_group(process.pid, signal.SIGKILL)
                 await process.wait()
             _kill_group(process.pid, signal.SIGKILL)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: on Linux, get SIGTERM if `shoal up` dies, even by SIGKILL."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _kill_group(pid: int, sig: signal.Signals) -> None:

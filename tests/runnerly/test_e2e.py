@@ -76,9 +76,13 @@ def system(tmp_path: Path) -> Iterator[System]:
         running.wait_for(lambda: "runnerly is up" in running.output(), 60, "the system")
         yield running
     finally:
-        if process.poll() is None:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        if process.poll() is None:  # the test failed half-way: stop it the kind way first
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait()
 
 
 def alive(pid: int) -> bool:
