@@ -14,24 +14,43 @@ from examples.runnerly import gateway, runs, users
 from shoal import App
 from shoal.client import AppTransport
 from shoal.testing import TestClient
+from tests.postgres import PostgresServer
 
 RUN = {"distance_km": 10.5, "duration_s": 3600, "date": "2026-11-20"}
 
 
-def in_process(tmp_path: Path, runs_app: App | None = None) -> App:
-    """The gateway with its upstreams in process, each on its own SQLite file under tmp_path."""
-    users_app = users.create_app(f"sqlite:///{tmp_path / 'users.db'}")
-    runs_app = runs_app or runs.create_app(f"sqlite:///{tmp_path / 'runs.db'}")
+def in_process(tmp_path: Path, runs_app: App | None = None, url: str | None = None) -> App:
+    """The gateway with its upstreams in process, each on its own SQLite file under tmp_path.
+
+    With `url`, both on that database instead (PostgreSQL).
+    """
+    users_app = users.create_app(url or f"sqlite:///{tmp_path / 'users.db'}")
+    runs_app = runs_app or runs.create_app(url or f"sqlite:///{tmp_path / 'runs.db'}")
     return gateway.create_app(
         gateway.Users("http://users", transport=AppTransport(users_app)),
         gateway.Runs("http://runs", transport=AppTransport(runs_app)),
     )
 
 
-@pytest.fixture
-def system(tmp_path: Path) -> Iterator[TestClient]:
-    """A test client of the whole system, in process."""
-    with TestClient(in_process(tmp_path)) as client:
+@pytest.fixture(scope="module")
+def postgres() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    try:
+        server.start()
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def system(tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[TestClient]:
+    """A test client of the whole system, in process, on SQLite files and on PostgreSQL."""
+    url = None
+    if request.param == "postgresql":
+        server: PostgresServer = request.getfixturevalue("postgres")
+        server.reset()
+        url = server.url
+    with TestClient(in_process(tmp_path, url=url)) as client:
         yield client
 
 

@@ -303,8 +303,11 @@ class ServiceClient:
         if json is not _MISSING:
             content = _encode(json)
             send.append(_JSON_TYPE)
-        if headers:
-            send += [(k.lower(), v) for k, v in headers.items()]
+        if headers:  # the call's own headers win over the client's and the forwarded ones
+            given = [(k.lower(), v) for k, v in headers.items()]
+            names = {k for k, _ in given}
+            send = [h for h in send if h[0] not in names]
+            send += [h for h in given if h[0] != "x-request-timeout"]  # always the computed one
         if idempotent is None:
             idempotent = method in IDEMPOTENT_METHODS
         elif (idempotent and method not in IDEMPOTENT_METHODS) and not (

@@ -78,9 +78,11 @@ class AiohttpTransport:
     def __init__(self, *, limit: int = 100, keepalive: float = 30.0) -> None:
         self.limit = limit
         self.keepalive = keepalive
-        self._session: Any = None
+        self._session: Any = None  # aiohttp is imported at open(), not with shoal.client
+        self._aiohttp: Any = None
         self._timeouts: dict[float, Any] = {}
-        self._errors: tuple[type[BaseException], ...] = ()
+        self._connect_errors: tuple[type[BaseException], ...] = ()
+        self._lost: tuple[type[BaseException], ...] = ()
 
     async def open(self, base_url: str) -> None:
         import aiohttp
