@@ -2,7 +2,7 @@
 
 One `shoal run` server (bench.apps.shoal_app, `GET /json`) is started on a free
 port; then, in this one process and one after the other (rounds interleaved,
-the best round counts), each contender makes as many calls as it can for
+the best round of each figure counts), each contender makes as many calls as it can for
 `--duration` seconds from `--concurrency` tasks on one event loop. Reported:
 calls per second, and the client process's CPU time per call (user + system,
 from `time.process_time`), which is what a service pays for each upstream call.
@@ -109,8 +109,10 @@ async def _measure(
     for _ in range(rounds):
         for name, call, _ in contenders:
             rate, cpu = await _drive(call, duration, concurrency)
-            if name not in best or rate > best[name][0]:
-                best[name] = (rate, cpu)
+            # each figure's best round: the machine is shared, and the least
+            # disturbed round is the closest to the code's own cost
+            old_rate, old_cpu = best.get(name, (0.0, float("inf")))
+            best[name] = (max(rate, old_rate), min(cpu, old_cpu))
     for _, _, close in contenders:
         result = close()
         if asyncio.iscoroutine(result):
@@ -134,7 +136,9 @@ def main(argv: list[str] | None = None) -> int:
     """Start the server, measure every contender, print the table."""
     parser = argparse.ArgumentParser(prog="python -m bench.client", description=__doc__)
     parser.add_argument("--duration", type=float, default=3.0)
-    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument(
+        "--concurrency", default="1,32", help="comma-separated task counts (default 1,32)"
+    )
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     port = _free_port()
@@ -144,15 +148,18 @@ def main(argv: list[str] | None = None) -> int:
          "--log-level", "warning"],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
     )  # fmt: skip
+    tables = []
     try:
         _wait(port)
-        results = asyncio.run(
-            _measure(f"http://127.0.0.1:{port}", args.duration, args.concurrency, args.rounds)
-        )
+        for concurrency in [int(c) for c in args.concurrency.split(",")]:
+            results = asyncio.run(
+                _measure(f"http://127.0.0.1:{port}", args.duration, concurrency, args.rounds)
+            )
+            tables.append(f"{concurrency} concurrent task(s):\n\n{table(results)}")
     finally:
         server.terminate()
         server.wait(10)
-    print(table(results))
+    print("\n\n".join(tables))
     return 0
 
 

@@ -128,7 +128,10 @@ def test_shoal_up_check() -> None:
 
 def test_services_do_not_outlive_a_killed_shoal_up(tmp_path: Path) -> None:
     port = free_port()
-    text = f"[system]\nroot='{ROOT}'\n[services.hello]\napp='examples.hello:app'\nport={port}\n"
+    text = (
+        f"[system]\nroot='{ROOT}'\n[services.hello]\napp='examples.hello:app'\nport={port}\n"
+        "ready='/json'\n"  # ready once GET /json answers 200
+    )
     write(tmp_path, text)
     up = subprocess.Popen(
         [str(BIN / "shoal"), "up", str(tmp_path)], cwd=ROOT, stdout=subprocess.PIPE,

@@ -224,3 +224,43 @@ async def test_statistics_and_readiness(upstream: Server) -> None:
         assert await gone.check() is False
     with pytest.raises(RuntimeError, match="not open"):
         await gone.get("/")
+
+
+async def test_a_connection_lost_before_the_answer_is_retried_only_if_idempotent() -> None:
+    connections = 0
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        await reader.readuntil(b"\r\n\r\n")  # the request arrived; no answer comes
+        writer.close()
+
+    server = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    retry = Retry(attempts=3, backoff=0.01)
+    try:
+        async with ServiceClient(f"http://127.0.0.1:{port}", retry=retry) as client:
+            with pytest.raises(UpstreamUnavailable) as caught:
+                await client.get("/")
+            # 3 attempts, each of which aiohttp itself tries twice: it resends an
+            # idempotent request at once when the server hangs up without answering
+            # (the stale keep-alive connection case); see docs/client.md
+            assert caught.value.reason == "connect" and connections == 3 * 2
+            with pytest.raises(UpstreamUnavailable):
+                await client.post("/", json={})  # it may have been done: never sent twice
+            assert connections == 7
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+async def test_no_retry_when_the_back_off_would_pass_the_time_left(upstream: Server) -> None:
+    name = key()
+    retry = Retry(attempts=5, backoff=10.0, max_backoff=10.0)
+    async with ServiceClient(upstream.url, retry=retry, breaker=NO_BREAKER) as client:
+        client._rng.seed(3)  # a back-off of several seconds, past the call's 1 s
+        started = time.monotonic()
+        with pytest.raises(UpstreamUnavailable):
+            await client.get(f"/flaky/{name}", params={"fail": 5}, timeout=1.0)
+        assert time.monotonic() - started < 0.9
+        assert await hits(client, name) == 1

@@ -103,9 +103,12 @@ class AiohttpTransport:
                       aiohttp.ClientPayloadError)  # fmt: skip
 
     def _timeout(self, connect: float) -> Any:
+        # sock_connect, not connect: it bounds making a new connection only, so
+        # a call on a pooled connection arms no timer (the client's own timer
+        # bounds the whole call, waiting for a free connection included)
         timeout = self._timeouts.get(connect)
         if timeout is None:
-            timeout = self._aiohttp.ClientTimeout(total=None, connect=connect)
+            timeout = self._aiohttp.ClientTimeout(total=None, sock_connect=connect)
             self._timeouts[connect] = timeout
         return timeout
 
