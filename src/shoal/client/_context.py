@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 from shoal import Request
 
 if TYPE_CHECKING:
-    from shoal import App, Handler
+    from shoal import App, Handler, Response
 
 __all__ = [
     "DEFAULT_REQUEST_TIMEOUT",
@@ -126,14 +126,14 @@ class Propagation:
     def __call__(self, handler: Handler) -> Handler:
         context_var = _current
 
-        async def propagate(request: Request) -> object:
+        async def propagate(request: Request) -> Response:
             token = context_var.set(CallContext(request, monotonic(), self.default_timeout))
             try:
                 return await handler(request)
             finally:
                 context_var.reset(token)
 
-        return propagate  # type: ignore[return-value]
+        return propagate
 
 
 _installed: weakref.WeakKeyDictionary[App, Propagation] = weakref.WeakKeyDictionary()
