@@ -7,7 +7,8 @@ the best round of each figure counts), each contender makes as many calls as it 
 calls per second, and the client process's CPU time per call (user + system,
 from `time.process_time`), which is what a service pays for each upstream call.
 
-Contenders: raw httpx (`AsyncClient`), raw aiohttp (`ClientSession`), and
+Contenders: raw httpx (`AsyncClient`), niquests (`AsyncSession`, when
+installed: it is no dependency of shoal), raw aiohttp (`ClientSession`), and
 `shoal.client.ServiceClient` (on aiohttp) with its policies on: deadline,
 breaker, budget, request id. The last two rows give the "client alone vs the
 raw library" ratio of issue 12.
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import os
 import socket
 import subprocess
@@ -85,6 +87,21 @@ async def _contenders(base: str, concurrency: int) -> list[tuple[str, Call, Call
         async with session.get(PATH) as response:
             return await response.read()
 
+    extra: list[tuple[str, Call, Callable[[], Any]]] = []
+    try:  # measured when installed (not a dependency): pip install niquests
+        niquests: Any = importlib.import_module("niquests")
+    except ImportError:
+        pass
+    else:
+        nq = niquests.AsyncSession(pool_connections=1, pool_maxsize=concurrency)
+        nq.base_url = base
+
+        async def niquests_call() -> Any:
+            response = await nq.get(PATH)
+            return response.content
+
+        extra.append(("niquests", niquests_call, nq.close))
+
     client = ServiceClient(base, name="bench")
     await client.__aenter__()
 
@@ -94,6 +111,7 @@ async def _contenders(base: str, concurrency: int) -> list[tuple[str, Call, Call
 
     return [
         ("httpx", httpx_call, hx.aclose),
+        *extra,
         ("aiohttp", aiohttp_call, session.close),
         ("shoal.client (aiohttp)", shoal_call, client.__aexit__),
     ]

@@ -34,7 +34,8 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from collections.abc import Mapping, Sequence
+from bisect import bisect_left
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from time import monotonic
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -238,26 +239,28 @@ class ServiceClient:
         return _Swap(self, transport)
 
     # -- calls ------------------------------------------------------------------
+    # (the verbs hand back request()'s coroutine rather than awaiting it in one
+    # of their own: a frame less on every call)
 
-    async def get(self, path: str, **kwargs: Any) -> ClientResponse:
+    def get(self, path: str, **kwargs: Any) -> Coroutine[Any, Any, ClientResponse]:
         """`GET path` (idempotent: retried). See `request` for the options."""
-        return await self.request("GET", path, **kwargs)
+        return self.request("GET", path, **kwargs)
 
-    async def post(self, path: str, **kwargs: Any) -> ClientResponse:
+    def post(self, path: str, **kwargs: Any) -> Coroutine[Any, Any, ClientResponse]:
         """`POST path` (retried only with `idempotent=True`). See `request`."""
-        return await self.request("POST", path, **kwargs)
+        return self.request("POST", path, **kwargs)
 
-    async def put(self, path: str, **kwargs: Any) -> ClientResponse:
+    def put(self, path: str, **kwargs: Any) -> Coroutine[Any, Any, ClientResponse]:
         """`PUT path` (idempotent: retried). See `request`."""
-        return await self.request("PUT", path, **kwargs)
+        return self.request("PUT", path, **kwargs)
 
-    async def patch(self, path: str, **kwargs: Any) -> ClientResponse:
+    def patch(self, path: str, **kwargs: Any) -> Coroutine[Any, Any, ClientResponse]:
         """`PATCH path` (retried only with `idempotent=True`). See `request`."""
-        return await self.request("PATCH", path, **kwargs)
+        return self.request("PATCH", path, **kwargs)
 
-    async def delete(self, path: str, **kwargs: Any) -> ClientResponse:
+    def delete(self, path: str, **kwargs: Any) -> Coroutine[Any, Any, ClientResponse]:
         """`DELETE path` (idempotent: retried). See `request`."""
-        return await self.request("DELETE", path, **kwargs)
+        return self.request("DELETE", path, **kwargs)
 
     async def request(
         self,
@@ -461,10 +464,9 @@ class ServiceClient:
         self._latency_sum += seconds
         if seconds > self._latency_max:
             self._latency_max = seconds
-        for index, bound in enumerate(LATENCY_BUCKETS):
-            if seconds <= bound:
-                self._buckets[index] += 1
-                break
+        index = bisect_left(LATENCY_BUCKETS, seconds)
+        if index < len(LATENCY_BUCKETS):  # past the last bound: only in count and sum
+            self._buckets[index] += 1
 
     # -- visibility -------------------------------------------------------------
 
