@@ -2,8 +2,8 @@
 
 One `shoal run` server (bench.apps.shoal_app, `GET /json`) is started on a free
 port; then, in this one process and one after the other (rounds interleaved,
-the best round of each figure counts), each contender makes as many calls as it can for
-`--duration` seconds from `--concurrency` tasks on one event loop. Reported:
+in a new order each round, the best round of each figure counts), each
+contender makes as many calls as it can for `--duration` seconds from `--concurrency` tasks on one event loop. Reported:
 calls per second, and the client process's CPU time per call (user + system,
 from `time.process_time`), which is what a service pays for each upstream call.
 
@@ -20,6 +20,7 @@ import argparse
 import asyncio
 import importlib
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -124,8 +125,10 @@ async def _measure(
     best: dict[str, tuple[float, float]] = {}
     for _name, call, _ in contenders:  # warm-up: open the pools
         await _drive(call, 0.3, concurrency)
+    order = random.Random(12)
     for _ in range(rounds):
-        for name, call, _ in contenders:
+        # a new order each round: no contender always runs after the same one
+        for name, call, _ in order.sample(contenders, len(contenders)):
             rate, cpu = await _drive(call, duration, concurrency)
             # each figure's best round: the machine is shared, and the least
             # disturbed round is the closest to the code's own cost
