@@ -3,9 +3,10 @@
 One `shoal run` server (bench.apps.shoal_app, `GET /json`) is started on a free
 port; then, in this one process and one after the other (rounds interleaved,
 in a new order each round, the best round of each figure counts), each
-contender makes as many calls as it can for `--duration` seconds from `--concurrency` tasks on one event loop. Reported:
-calls per second, and the client process's CPU time per call (user + system,
-from `time.process_time`), which is what a service pays for each upstream call.
+contender makes as many calls as it can for `--duration` seconds from
+`--concurrency` tasks on one event loop. Reported: calls per second, and the
+client process's CPU time per call (user + system, from `time.process_time`),
+which is what a service pays for each upstream call.
 
 Contenders: raw httpx (`AsyncClient`), niquests (`AsyncSession`, when
 installed: it is no dependency of shoal), raw aiohttp (`ClientSession`), and
