@@ -142,6 +142,49 @@ async def _measure(
     return best
 
 
+class _NoIO:
+    """A transport that answers at once: what is left is the client's own cost."""
+
+    async def open(self, base_url: str) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+    async def send(
+        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
+        connect_timeout: float,
+    ) -> Any:  # fmt: skip
+        from shoal.client import RawResponse
+
+        await asyncio.sleep(0)  # a real transport yields too
+        return RawResponse(200, {}, b'{"message": "Hello, World!"}')
+
+
+async def own_cost(calls: int = 30_000, concurrency: int = 32) -> float:
+    """Microseconds of CPU per call that shoal.client adds over its transport (no I/O)."""
+    from shoal.client import ServiceClient
+
+    transport = _NoIO()
+    async with ServiceClient("http://bench", transport=transport) as client:
+
+        async def measure(call: Call) -> float:
+            async def worker() -> None:
+                for _ in range(calls // concurrency):
+                    await call()
+
+            start = time.process_time()
+            await asyncio.gather(*(worker() for _ in range(concurrency)))
+            return (time.process_time() - start) / calls * 1e6
+
+        samples = []
+        for _ in range(5):
+            bare = await measure(lambda: transport.send("GET", PATH, [], b"", 1.0))
+            full = await measure(lambda: client.get(PATH))
+            samples.append(full - bare)
+    return sorted(samples)[len(samples) // 2]
+
+
 def table(results: dict[str, tuple[float, float]]) -> str:
     """The Markdown table of one run, with ratios to aiohttp."""
     base = results["aiohttp"][0]
@@ -162,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
         "--concurrency", default="1,32", help="comma-separated task counts (default 1,32)"
     )
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument(
+        "--overhead-calls", type=int, default=30_000, help="calls for the no-I/O measurement"
+    )
     args = parser.parse_args(argv)
     port = _free_port()
     shoal = Path(sys.executable).parent / "shoal"
@@ -181,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         server.terminate()
         server.wait(10)
+    tables.append(
+        f"shoal.client's own CPU per call over a transport with no I/O "
+        f"(median of 5): {asyncio.run(own_cost(args.overhead_calls)):.1f} µs"
+    )
     print("\n\n".join(tables))
     return 0
 
