@@ -251,7 +251,10 @@ def _start_order(path: Path, services: dict[str, Service]) -> tuple[Service, ...
 
 
 def check_targets(manifest: Manifest) -> list[str]:
-    """The problems with the services' modules (not found), without importing them."""
+    """The services' modules that cannot be found, without running them.
+
+    (Finding `a.b.c` imports the packages `a` and `a.b`, not `c` itself.)
+    """
     problems = []
     sys.path.insert(0, str(manifest.root))
     try:

@@ -114,3 +114,21 @@ def test_the_services_default_to_their_own_sqlite_files(
     assert sorted(p.name for p in (tmp_path / "data").iterdir()) == ["runs.db", "users.db"]
     monkeypatch.setenv("DATABASE_URL", "sqlite://:memory:")
     assert runs.create_app().resources[-1].url == "sqlite://:memory:"  # type: ignore[attr-defined]
+
+
+def test_runs_lists_a_users_runs_newest_first_and_sums_them(tmp_path: Path) -> None:
+    with TestClient(runs.create_app(f"sqlite:///{tmp_path / 'runs.db'}")) as client:
+        for date, km in [("2026-11-01", 5.0), ("2026-11-20", 12.0), ("2026-11-10", 7.5)]:
+            run = {**RUN, "date": date, "distance_km": km}
+            assert client.post("/users/4/runs", json=run).status_code == 201
+        client.post("/users/5/runs", json=RUN)  # another user's run
+        listed = client.get("/users/4/runs").json()
+        assert [r["date"] for r in listed] == ["2026-11-20", "2026-11-10", "2026-11-01"]
+        assert {r["user_id"] for r in listed} == {4}
+        assert client.get("/users/4/stats").json() == {
+            "runs": 3, "distance_km": 24.5, "duration_s": 3 * 3600,
+        }  # fmt: skip
+        none = {"runs": 0, "distance_km": 0.0, "duration_s": 0}
+        assert client.get("/users/6/stats").json() == none
+        bad = client.post("/users/4/runs", json={**RUN, "date": "yesterday"})
+        assert bad.status_code == 422
