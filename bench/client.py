@@ -139,7 +139,7 @@ async def _measure(
         result = close()
         if asyncio.iscoroutine(result):
             await result
-    return best
+    return {name: best[name] for name, _, _ in contenders}  # the table's fixed order
 
 
 class _NoIO:
@@ -215,6 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         [str(shoal), "run", "bench.apps.shoal_app:app", "--port", str(port),
          "--log-level", "warning"],
         cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
     tables = []
     try:
