@@ -264,3 +264,26 @@ async def test_no_retry_when_the_back_off_would_pass_the_time_left(upstream: Ser
             await client.get(f"/flaky/{name}", params={"fail": 5}, timeout=1.0)
         assert time.monotonic() - started < 0.9
         assert await hits(client, name) == 1
+
+
+async def test_raise_for_status_false_still_retries_then_returns_the_answer(
+    upstream: Server,
+) -> None:
+    name = key()
+    retry = Retry(attempts=2, backoff=0.01)
+    async with ServiceClient(upstream.url, retry=retry, breaker=NO_BREAKER) as client:
+        response = await client.get(f"/flaky/{name}", params={"fail": 5}, raise_for_status=False)
+        assert response.status == 503 and response.json()["title"] == "failing on purpose"
+        assert await hits(client, name) == 2  # retried once, then handed back as it was
+        assert client.statistics().errors == 0
+
+
+async def test_an_open_breaker_makes_the_upstream_not_ready(upstream: Server) -> None:
+    breaker = Breaker(failures=1, reset_after=60.0)
+    retry = Retry(attempts=1)
+    async with ServiceClient(upstream.url, breaker=breaker, retry=retry) as client:
+        assert await client.check() is True
+        with pytest.raises(UpstreamUnavailable):
+            await client.get(f"/flaky/{key()}", params={"fail": 1})
+        assert client.statistics().breaker == "open"
+        assert await client.check() is False
