@@ -211,6 +211,7 @@ class ServiceClient:
         self._latency_sum = self._latency_max = 0.0
         self._buckets = [0] * len(LATENCY_BUCKETS)
         self._open = False
+        self._expiry = _Expiry()
 
     # -- lifespan -------------------------------------------------------------
 
@@ -232,6 +233,7 @@ class ServiceClient:
 
     async def __aexit__(self, *exc_info: object) -> None:
         self._open = False
+        self._expiry.close()
         await self.transport.aclose()
 
     def using(self, transport: Transport) -> _Swap:
@@ -358,16 +360,17 @@ class ServiceClient:
                 )  # fmt: skip
             self._attempts += 1
             attempt_headers = [*headers, ("x-request-timeout", f"{left:.3f}")]
-            # a bare timer rather than asyncio.timeout(): the same cancellation
-            # for a fraction of the cost, on the path of every call
+            # not asyncio.timeout(): the client's one loop timer (see _Expiry)
+            # cancels the attempt, for a fraction of the cost on every call
             timer = _Timer(asyncio.current_task())
-            handle = asyncio.get_running_loop().call_later(left, timer)
+            expiry = self._expiry
+            expiry.add(timer, end)
+            raw: RawResponse | None = None
             try:
                 raw = await self.transport.send(
                     method, target, attempt_headers, body, self.timeout.connect
                 )
             except asyncio.CancelledError:
-                handle.cancel()
                 if not timer.fired:
                     breaker.abandon()
                     raise
@@ -376,12 +379,12 @@ class ServiceClient:
                 self._timeouts += 1
                 raise self._timed_out(by_deadline, started=True) from None
             except TransportError as exc:
-                handle.cancel()
                 breaker.failure(monotonic())
                 failure: BaseException = exc
                 wait = None
-            else:
-                handle.cancel()
+            finally:  # whatever happened: a timer left behind would cancel later work
+                expiry.discard(timer)
+            if raw is not None:
                 done = monotonic()
                 self._observe(done - now)
                 status = raw.status
@@ -531,6 +534,59 @@ class _Timer:
     def __call__(self) -> None:
         self.fired = True
         self.task.cancel()
+
+
+class _Expiry:
+    """Cancels a client's attempts that run past their end, with one loop timer for all.
+
+    Each attempt registers its `_Timer` and end time; the loop timer is set for
+    the earliest end and moved only when an earlier end arrives. A client's
+    calls mostly share one timeout, so a new attempt's end is later than the
+    one already set and arms nothing: a dict insert and delete per attempt
+    instead of a timer handle in the loop's heap. The timer fires at the
+    earliest end (as often the end of an attempt long finished), cancels what
+    is due and is set again for the next earliest end.
+    """
+
+    __slots__ = ("pending", "handle", "at")
+
+    def __init__(self) -> None:
+        self.pending: dict[_Timer, float] = {}
+        self.handle: asyncio.TimerHandle | None = None
+        self.at = float("inf")
+
+    def add(self, timer: _Timer, end: float) -> None:
+        """Cancel `timer`'s task at `end` (a `time.monotonic()` time) unless discarded first."""
+        self.pending[timer] = end
+        if end < self.at:
+            self._arm(end)
+
+    def discard(self, timer: _Timer) -> None:
+        """The attempt is over: forget it."""
+        self.pending.pop(timer, None)
+
+    def _arm(self, at: float) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+        self.at = at
+        self.handle = asyncio.get_running_loop().call_later(max(0.0, at - monotonic()), self._fire)
+
+    def _fire(self) -> None:
+        self.handle, self.at = None, float("inf")
+        now = monotonic() + 0.0005  # the loop's clock may run a hair behind
+        due = [timer for timer, end in self.pending.items() if end <= now]
+        for timer in due:
+            del self.pending[timer]
+            timer()
+        if self.pending:
+            self._arm(min(self.pending.values()))
+
+    def close(self) -> None:
+        """Stop the loop timer (the client is closing)."""
+        if self.handle is not None:
+            self.handle.cancel()
+        self.handle, self.at = None, float("inf")
+        self.pending.clear()
 
 
 class _Return(Exception):
