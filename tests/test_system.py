@@ -165,3 +165,18 @@ def alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def test_the_port_offset_comes_from_the_environment_too() -> None:
+    env = {**os.environ, "SHOAL_PORT_OFFSET": "5"}
+    done = subprocess.run(
+        [str(BIN / "shoal"), "up", "examples/runnerly", "--check"],
+        cwd=ROOT, capture_output=True, text=True, check=False, env=env,
+    )  # fmt: skip
+    assert done.returncode == 0 and "http://127.0.0.1:8005" in done.stdout
+    env["SHOAL_PORT_OFFSET"] = "five"
+    done = subprocess.run(
+        [str(BIN / "shoal"), "up", "examples/runnerly", "--check"],
+        cwd=ROOT, capture_output=True, text=True, check=False, env=env,
+    )  # fmt: skip
+    assert done.returncode == 2 and "whole number" in done.stderr

@@ -209,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="serve service NAME on PORT instead of the manifest's (repeatable)",
     )  # fmt: skip
     up.add_argument(
-        "--port-offset", type=int, default=int(os.environ.get("SHOAL_PORT_OFFSET", "0")),
+        "--port-offset", type=int, default=None,
         help="add this to every port (default $SHOAL_PORT_OFFSET or 0)",
     )  # fmt: skip
     up.set_defaults(func=_up)
@@ -226,7 +226,13 @@ def _port_override(value: str) -> tuple[str, int]:
 def _up(args: argparse.Namespace) -> int:
     from .system import up
 
-    return up(args.manifest, ports=dict(args.port), port_offset=args.port_offset, check=args.check)
+    offset = args.port_offset
+    if offset is None:
+        try:
+            offset = int(os.environ.get("SHOAL_PORT_OFFSET") or 0)
+        except ValueError:
+            raise TargetError("SHOAL_PORT_OFFSET must be a whole number") from None
+    return up(args.manifest, ports=dict(args.port), port_offset=offset, check=args.check)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

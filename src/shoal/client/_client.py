@@ -236,6 +236,10 @@ class ServiceClient:
         self._expiry.close()
         await self.transport.aclose()
 
+    async def aclose(self) -> None:
+        """Close the connections (what leaving `async with client:` does)."""
+        await self.__aexit__(None, None, None)
+
     def using(self, transport: Transport) -> _Swap:
         """Use `transport` until the `with` block ends (before the app starts): for tests."""
         return _Swap(self, transport)
