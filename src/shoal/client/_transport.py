@@ -75,7 +75,11 @@ class AiohttpTransport:
     keep-alive connections from a pool do the same job (see docs/client.md).
     """
 
-    def __init__(self, *, limit: int = 100, keepalive: float = 30.0) -> None:
+    # Idle pooled connections are dropped after `keepalive` seconds: well below
+    # granian's 30 s limit for a connection to send its next request, so the
+    # client never reuses a connection the server is closing (a POST on one
+    # would fail, and could not be resent).
+    def __init__(self, *, limit: int = 100, keepalive: float = 15.0) -> None:
         self.limit = limit
         self.keepalive = keepalive
         self._session: Any = None  # aiohttp is imported at open(), not with shoal.client
