@@ -180,3 +180,30 @@ def test_the_port_offset_comes_from_the_environment_too() -> None:
         cwd=ROOT, capture_output=True, text=True, check=False, env=env,
     )  # fmt: skip
     assert done.returncode == 2 and "whole number" in done.stderr
+
+
+def test_a_crashing_service_is_restarted_with_growing_back_off(tmp_path: Path) -> None:
+    port = free_port()
+    text = f"[system]\nroot='{ROOT}'\n[services.broken]\napp='examples.hello:nope'\nport={port}\n"
+    write(tmp_path, text)
+    log = tmp_path / "up.log"
+    with open(log, "wb") as out:
+        up = subprocess.Popen(
+            [str(BIN / "shoal"), "up", str(tmp_path)], cwd=ROOT, stdout=out,
+            stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    try:
+        end = time.monotonic() + 30
+        while "restarting in 1 s" not in log.read_text() and time.monotonic() < end:
+            time.sleep(0.1)
+        up.send_signal(signal.SIGTERM)
+        assert up.wait(20) == 0
+    finally:
+        if up.poll() is None:
+            up.kill()
+            up.wait()
+    output = log.read_text()
+    first = output.index("broken exited with code 2; restarting in 0.5 s")
+    assert output.index("broken exited with code 2; restarting in 1 s") > first
+    assert "has no attribute 'nope'" in output  # the service's own words, prefixed
+    assert output.rstrip().endswith("stopped")
