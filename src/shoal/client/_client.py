@@ -38,23 +38,23 @@ from bisect import bisect_left
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from time import monotonic
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 import msgspec
 
 from shoal.errors import ConfigurationError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 
-from ._context import _current, propagate
+from ._context import CONTEXT, propagate
+from ._expiry import Expiry, Timer
 from ._policy import Breaker, CircuitBreaker, Retry, RetryBudget, Timeout, retry_after
+from ._response import ClientResponse, decode_any
 from ._transport import AiohttpTransport, RawResponse, Transport, TransportError
 
 if TYPE_CHECKING:
     from shoal import App
 
 __all__ = ["ClientResponse", "ServiceClient", "UpstreamStatistics"]
-
-T = TypeVar("T")
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_STATUSES = frozenset({502, 503, 504})
@@ -64,60 +64,7 @@ LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 _MISSING: Any = object()
 _TIMEOUT, _RETRY, _BREAKER = Timeout(), Retry(), Breaker()
 _JSON_TYPE = ("content-type", "application/json")
-_decoders: dict[Any, msgspec.json.Decoder[Any]] = {}
-_any_decoder: msgspec.json.Decoder[Any] = msgspec.json.Decoder()
 _encode = msgspec.json.Encoder().encode
-
-
-class ClientResponse:
-    """An upstream's answer: `status`, `headers`, `content`; `json(type=...)`, `text`, `ok`."""
-
-    __slots__ = ("status", "headers", "content", "upstream")
-
-    def __init__(self, status: int, headers: Mapping[str, str], content: bytes, upstream: str):
-        self.status = status
-        self.headers = headers
-        self.content = content
-        self.upstream = upstream
-
-    @property
-    def ok(self) -> bool:
-        """True for a status below 400."""
-        return self.status < 400
-
-    @property
-    def text(self) -> str:
-        """The body decoded as UTF-8."""
-        return self.content.decode("utf-8", errors="replace")
-
-    @overload
-    def json(self) -> Any: ...
-
-    @overload
-    def json(self, type: type[T]) -> T: ...
-
-    def json(self, type: Any = None) -> Any:
-        """The body decoded from JSON; with `type` (a Struct, dataclass, ...) also validated.
-
-        A body that is not JSON or does not match `type` is the upstream's
-        fault: `UpstreamError` (502 if uncaught), the decoder's error chained.
-        """
-        if type is None:
-            decoder = _any_decoder
-        else:
-            found = _decoders.get(type)
-            if found is None:
-                found = _decoders[type] = msgspec.json.Decoder(type)
-            decoder = found
-        try:
-            return decoder.decode(self.content)
-        except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
-            error = UpstreamError(self.upstream, self.status, None, self)
-            error.detail = f"The upstream service {self.upstream!r} answered an unexpected body."
-            raise error from exc
-
-    def __repr__(self) -> str:
-        return f"<ClientResponse {self.upstream} {self.status}>"
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,7 +158,7 @@ class ServiceClient:
         self._latency_sum = self._latency_max = 0.0
         self._buckets = [0] * len(LATENCY_BUCKETS)
         self._open = False
-        self._expiry = _Expiry()
+        self._expiry = Expiry()
 
     # -- lifespan -------------------------------------------------------------
 
@@ -299,7 +246,7 @@ class ServiceClient:
                 f"client {self.name!r} is not open: register it with app.use() and start the app"
             )
         start = monotonic()
-        context = _current.get()
+        context = CONTEXT.get()
         total = self.timeout.total if timeout is None else timeout
         end = start + total
         by_deadline = False
@@ -364,9 +311,9 @@ class ServiceClient:
                 )  # fmt: skip
             self._attempts += 1
             attempt_headers = [*headers, ("x-request-timeout", f"{left:.3f}")]
-            # not asyncio.timeout(): the client's one loop timer (see _Expiry)
+            # not asyncio.timeout(): the client's one loop timer (see shoal.client._expiry)
             # cancels the attempt, for a fraction of the cost on every call
-            timer = _Timer(asyncio.current_task())
+            timer = Timer(asyncio.current_task())
             expiry = self._expiry
             expiry.add(timer, end)
             raw: RawResponse | None = None
@@ -436,7 +383,7 @@ class ServiceClient:
 
     def _upstream_error(self, response: ClientResponse) -> UpstreamError:
         try:
-            problem = _any_decoder.decode(response.content) if response.content else None
+            problem = decode_any(response.content) if response.content else None
         except msgspec.DecodeError:
             problem = None
         return UpstreamError(self.name, response.status, problem, response)
@@ -522,75 +469,6 @@ class ServiceClient:
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.base_url}>"
-
-
-class _Timer:
-    """Cancels `task` when called, and remembers that it did."""
-
-    __slots__ = ("task", "fired")
-
-    def __init__(self, task: asyncio.Task[Any] | None) -> None:
-        if task is None:
-            raise RuntimeError("ServiceClient calls must run in an asyncio task")
-        self.task = task
-        self.fired = False
-
-    def __call__(self) -> None:
-        self.fired = True
-        self.task.cancel()
-
-
-class _Expiry:
-    """Cancels a client's attempts that run past their end, with one loop timer for all.
-
-    Each attempt registers its `_Timer` and end time; the loop timer is set for
-    the earliest end and moved only when an earlier end arrives. A client's
-    calls mostly share one timeout, so a new attempt's end is later than the
-    one already set and arms nothing: a dict insert and delete per attempt
-    instead of a timer handle in the loop's heap. The timer fires at the
-    earliest end (as often the end of an attempt long finished), cancels what
-    is due and is set again for the next earliest end.
-    """
-
-    __slots__ = ("pending", "handle", "at")
-
-    def __init__(self) -> None:
-        self.pending: dict[_Timer, float] = {}
-        self.handle: asyncio.TimerHandle | None = None
-        self.at = float("inf")
-
-    def add(self, timer: _Timer, end: float) -> None:
-        """Cancel `timer`'s task at `end` (a `time.monotonic()` time) unless discarded first."""
-        self.pending[timer] = end
-        if end < self.at:
-            self._arm(end)
-
-    def discard(self, timer: _Timer) -> None:
-        """The attempt is over: forget it."""
-        self.pending.pop(timer, None)
-
-    def _arm(self, at: float) -> None:
-        if self.handle is not None:
-            self.handle.cancel()
-        self.at = at
-        self.handle = asyncio.get_running_loop().call_later(max(0.0, at - monotonic()), self._fire)
-
-    def _fire(self) -> None:
-        self.handle, self.at = None, float("inf")
-        now = monotonic() + 0.0005  # the loop's clock may run a hair behind
-        due = [timer for timer, end in self.pending.items() if end <= now]
-        for timer in due:
-            del self.pending[timer]
-            timer()
-        if self.pending:
-            self._arm(min(self.pending.values()))
-
-    def close(self) -> None:
-        """Stop the loop timer (the client is closing)."""
-        if self.handle is not None:
-            self.handle.cancel()
-        self.handle, self.at = None, float("inf")
-        self.pending.clear()
 
 
 class _Return(Exception):

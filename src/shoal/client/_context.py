@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from shoal import App, Handler, Response
 
 __all__ = [
+    "CONTEXT",
     "DEFAULT_REQUEST_TIMEOUT",
     "REQUEST_TIMEOUT_HEADER",
     "CallContext",
@@ -97,12 +98,13 @@ class CallContext:
         return self._forward
 
 
-_current: ContextVar[CallContext | None] = ContextVar("shoal.client.context", default=None)
+CONTEXT: ContextVar[CallContext | None] = ContextVar("shoal.client.context", default=None)
+"""The request being served on this task (None outside requests); `current()` reads it."""
 
 
 def current() -> CallContext | None:
     """The context of the request being served on this task, or None outside requests."""
-    return _current.get()
+    return CONTEXT.get()
 
 
 def time_left() -> float | None:
@@ -111,7 +113,7 @@ def time_left() -> float | None:
     For work other than client calls that should respect the deadline too
     (`asyncio.timeout(time_left())` around a slow query, say).
     """
-    context = _current.get()
+    context = CONTEXT.get()
     if context is None:
         return None
     return context.deadline - monotonic()
@@ -124,7 +126,7 @@ class Propagation:
         self.default_timeout = default_timeout
 
     def __call__(self, handler: Handler) -> Handler:
-        context_var = _current
+        context_var = CONTEXT
 
         async def propagate(request: Request) -> Response:
             token = context_var.set(CallContext(request, monotonic(), self.default_timeout))
