@@ -15,6 +15,7 @@ from shoal import App
 from shoal.client import AppTransport
 from shoal.testing import TestClient
 from tests.postgres import PostgresServer
+from tests.servers import free_port
 
 RUN = {"distance_km": 10.5, "duration_s": 3600, "date": "2026-11-20"}
 
@@ -132,3 +133,18 @@ def test_runs_lists_a_users_runs_newest_first_and_sums_them(tmp_path: Path) -> N
         assert client.get("/users/6/stats").json() == none
         bad = client.post("/users/4/runs", json={**RUN, "date": "yesterday"})
         assert bad.status_code == 422
+
+
+def test_users_down_is_a_503_problem(tmp_path: Path) -> None:
+    app = gateway.create_app(
+        gateway.Users(f"http://127.0.0.1:{free_port()}"),  # nothing listens there
+        gateway.Runs("http://runs", transport=AppTransport(runs.create_app(
+            f"sqlite:///{tmp_path / 'runs.db'}"))),
+    )  # fmt: skip
+    with TestClient(app) as client:
+        answer = client.get("/dashboard/1")
+        assert answer.status_code == 503
+        assert answer.headers["content-type"] == "application/problem+json"
+        assert answer.headers["retry-after"] == "1"
+        assert "users" in answer.json()["detail"]
+        assert client.post("/users/1/runs", json=RUN).status_code == 503
