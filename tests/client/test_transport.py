@@ -109,3 +109,14 @@ async def test_an_unexpected_error_leaves_no_timer_behind() -> None:
             await client.get("/", timeout=0.1)
         await asyncio.sleep(0.3)  # a timer left behind would cancel this sleep
         assert client._expiry.pending == {}
+
+
+async def test_a_cancellation_from_outside_is_never_taken_for_a_timeout() -> None:
+    async with ServiceClient("http://slow", transport=AppTransport(slow_app())) as client:
+        call = asyncio.ensure_future(client.get("/sleep", params={"seconds": 5}, timeout=5))
+        await asyncio.sleep(0.1)
+        call.cancel()  # the caller went away: the call must end cancelled, not timed out
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert client.statistics().timeouts == 0
+        assert client.breaker.state == "closed" and not client.breaker.probing

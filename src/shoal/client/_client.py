@@ -322,10 +322,11 @@ class ServiceClient:
                     method, target, attempt_headers, body, self.timeout.connect
                 )
             except asyncio.CancelledError:
-                if not timer.fired:
+                # ours only if our timer fired and no one else cancelled the task
+                # too (the rule of asyncio.timeout): else the cancellation goes on
+                if not timer.fired or timer.task.uncancel() > timer.cancelling:
                     breaker.abandon()
                     raise
-                timer.task.uncancel()
                 breaker.failure(monotonic())
                 self._timeouts += 1
                 raise self._timed_out(by_deadline, started=True) from None

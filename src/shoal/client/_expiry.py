@@ -10,15 +10,20 @@ __all__ = ["Expiry", "Timer"]
 
 
 class Timer:
-    """Cancels `task` when called, and remembers that it did."""
+    """Cancels `task` when called, and remembers that it did.
 
-    __slots__ = ("task", "fired")
+    `cancelling` is how many cancellations the task had pending when the
+    attempt began, so the client can tell its own from someone else's.
+    """
+
+    __slots__ = ("task", "fired", "cancelling")
 
     def __init__(self, task: asyncio.Task[Any] | None) -> None:
         if task is None:
             raise RuntimeError("ServiceClient calls must run in an asyncio task")
         self.task = task
         self.fired = False
+        self.cancelling = task.cancelling()
 
     def __call__(self) -> None:
         self.fired = True
