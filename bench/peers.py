@@ -28,6 +28,8 @@ DATABASE = ("db", "queries", "updates", "fortunes")
 """TechEmpower's database workloads, on one PostgreSQL (issue 5)."""
 AUTH = ("auth-open", "auth-rs256", "auth-eddsa")
 """A JWT-protected route and its unprotected twin: shoal and FastAPI (issue 15)."""
+SYSTEM = ("dashboard",)
+"""A three-service system behind one gateway (issue 12)."""
 
 
 @dataclass(frozen=True)
@@ -188,6 +190,10 @@ PEERS: list[Peer] = [
     Peer("blacksheep-db", "BlackSheep + asyncpg on uvicorn", "framework",
          _uvicorn("bench.db_peers.blacksheep_asyncpg:app"), workloads=DATABASE,
          database="postgresql"),
+    Peer("shoal-runnerly", "examples/runnerly: shoal services + shoal.client", "shoal",
+         _module("bench.apps.runnerly_shoal"), workloads=SYSTEM),
+    Peer("aiohttp-runnerly", "the same system in aiohttp (server + ClientSession, uvloop)",
+         "framework", _module("bench.apps.runnerly_aiohttp"), workloads=SYSTEM),
 ]  # fmt: skip
 
 BY_NAME = {peer.name: peer for peer in PEERS}

@@ -25,6 +25,9 @@ from .errors import (
     StartupError,
     TooManyRequests,
     Unauthorized,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
     ValidationError,
 )
 from .requests import Request
@@ -78,6 +81,9 @@ __all__ = [
     "StreamingResponse",
     "TooManyRequests",
     "Unauthorized",
+    "UpstreamError",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
     "ValidationError",
     "WSGIMount",
     "WatchdogStatistics",

@@ -352,7 +352,9 @@ class App:
         Resources open in the order given, before the lifespan and startup
         hooks, and close in reverse order, last. A handler receives one by
         declaring a parameter of its type (`db: Database`); register it
-        before the routes that use it.
+        before the routes that use it. A resource with a `__shoal_attach__(app)`
+        method is handed the app here, to add the middleware it needs (the
+        service client uses this to carry deadlines and request ids on).
         """
         self._check_registering("add a resource")
         self.resources.append(resource)
@@ -362,6 +364,9 @@ class App:
         collect = getattr(resource, "collect_metrics", None)
         if self.metrics is not None and callable(collect):
             self.metrics.add_collector(collect)
+        attach = getattr(resource, "__shoal_attach__", None)
+        if attach is not None:
+            attach(self)
         return resource
 
     # -- dependencies (see shoal._dependencies) -------------------------------
