@@ -163,6 +163,18 @@ FAMILIES: dict[str, Family] = {
             "histogram",
             "Time each statement (or transaction block) held its database connection.",
         ),
+        Family("shoal_client_calls_total", "counter", "Calls to an upstream (shoal.client)."),
+        Family("shoal_client_retries_total", "counter", "Attempts sent again to an upstream."),
+        Family("shoal_client_errors_total", "counter", "Calls to an upstream that raised."),
+        Family("shoal_client_timeouts_total", "counter", "Attempts cut off, calls not started."),
+        Family("shoal_client_rejected_total", "counter", "Calls refused by an open breaker."),
+        Family("shoal_client_breaker_opened_total", "counter", "Times a breaker opened."),
+        Family("shoal_client_breaker_state", "gauge", "1 for the breaker's current state."),
+        Family(
+            "shoal_client_attempt_duration_seconds",
+            "histogram",
+            "Time an upstream took to answer one attempt.",
+        ),
         Family("process_resident_memory_bytes", "gauge", "Resident memory of the workers."),
         Family("process_open_fds", "gauge", "Open file descriptors of the workers."),
     )

@@ -21,6 +21,11 @@ imported and nothing is done per request.
   (`sqlite`, `postgresql`), `db.namespace` (the database's `name`) and
   `db.query.text` (the SQL with its `$n` placeholders: values are never
   recorded).
+- **Outgoing calls** (`shoal.client`, `SpanKind.CLIENT`), children of the
+  request's span, named by the method, with `http.request.method`,
+  `url.full`, `server.address` and `http.response.status_code`; the call
+  carries the span's own `traceparent`, so the upstream's server span is its
+  child.
 - The health and metrics routes are not traced (a span per probe is noise).
 """
 
@@ -35,7 +40,7 @@ if TYPE_CHECKING:
     from .requests import Request
     from .responses import Response
 
-__all__ = ["configured_tracer", "database_span", "trace_requests"]
+__all__ = ["client_span", "configured_tracer", "database_span", "trace_requests"]
 
 Handler = Callable[["Request"], Awaitable["Response"]]
 
@@ -130,3 +135,21 @@ def database_span(tracer: Any, system: str, name: str, sql: str) -> Iterator[Non
         attributes={"db.system.name": system, "db.namespace": name, "db.query.text": sql},
     ):
         yield
+
+
+@contextlib.contextmanager
+def client_span(
+    tracer: Any, method: str, url: str, host: str, headers: list[tuple[str, str]]
+) -> Iterator[Any]:
+    """A client span around one outgoing call; its context replaces `headers`' trace headers."""
+    from opentelemetry import propagate
+    from opentelemetry.trace import SpanKind
+
+    attributes = {"http.request.method": method, "url.full": url, "server.address": host}
+    with tracer.start_as_current_span(method, kind=SpanKind.CLIENT, attributes=attributes) as span:
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        if carrier:
+            headers[:] = [h for h in headers if h[0] not in ("traceparent", "tracestate")]
+            headers.extend((name.lower(), value) for name, value in carrier.items())
+        yield span

@@ -39,12 +39,13 @@ from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from time import monotonic
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import msgspec
 
-from shoal.errors import ConfigurationError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
-
+from ..errors import ConfigurationError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
+from ..metrics import Sample
+from ..tracing import client_span
 from ._context import CONTEXT, propagate
 from ._expiry import Expiry, Timer
 from ._policy import Breaker, CircuitBreaker, Retry, RetryBudget, Timeout, retry_after
@@ -146,6 +147,8 @@ class ServiceClient:
         self.health_path = health_path
         self.min_time = min_time
         self.transport: Transport = transport if transport is not None else AiohttpTransport()
+        self._host = urlsplit(self.base_url).hostname or self.base_url
+        self._tracer: Any = None
         self._rng = random.Random()
         self._reset()
 
@@ -171,6 +174,35 @@ class ServiceClient:
                 "type, so declare one subclass per upstream (class Users(ServiceClient): ...)"
             )
         propagate(app)
+        if self.required:  # /readyz fails while a required upstream does not answer
+            app.health.add(self.check, f"upstream {self.name}")
+
+    def use_tracer(self, tracer: Any) -> None:
+        """Trace each call with `tracer` (an OpenTelemetry tracer; None: stop)."""
+        self._tracer = tracer
+
+    def collect_metrics(self) -> list[Sample]:
+        """This upstream's samples for `/metrics` (see `shoal.metrics`)."""
+        stats = self.statistics()
+        labels = (("upstream", self.name),)
+        samples: list[Sample] = [
+            ("shoal_client_calls_total", labels, float(stats.calls)),
+            ("shoal_client_retries_total", labels, float(stats.retries)),
+            ("shoal_client_errors_total", labels, float(stats.errors)),
+            ("shoal_client_timeouts_total", labels, float(stats.timeouts)),
+            ("shoal_client_rejected_total", labels, float(stats.rejected)),
+            ("shoal_client_breaker_opened_total", labels, float(stats.breaker_opened)),
+        ]
+        for state in ("closed", "open", "half-open"):
+            value = 1.0 if stats.breaker == state else 0.0
+            samples.append(("shoal_client_breaker_state", (*labels, ("state", state)), value))
+        name = "shoal_client_attempt_duration_seconds"
+        for bound, count in stats.latency_buckets:
+            samples.append((f"{name}_bucket", (*labels, ("le", repr(bound))), float(count)))
+        samples.append((f"{name}_bucket", (*labels, ("le", "+Inf")), float(stats.latency_count)))
+        samples.append((f"{name}_sum", labels, stats.latency_sum))
+        samples.append((f"{name}_count", labels, float(stats.latency_count)))
+        return samples
 
     async def __aenter__(self) -> ServiceClient:
         self._reset()
@@ -277,9 +309,17 @@ class ServiceClient:
         self._calls += 1
         self.budget.deposit()
         try:
-            return await self._attempts_loop(
-                method, target, send, body, end, by_deadline, idempotent, raise_for_status
-            )
+            if self._tracer is None:
+                return await self._attempts_loop(
+                    method, target, send, body, end, by_deadline, idempotent, raise_for_status
+                )
+            url = self.base_url + target
+            with client_span(self._tracer, method, url, self._host, send) as span:
+                response = await self._attempts_loop(
+                    method, target, send, body, end, by_deadline, idempotent, raise_for_status
+                )
+                span.set_attribute("http.response.status_code", response.status)
+                return response
         except (UpstreamError, UpstreamUnavailable):
             self._errors += 1
             raise

@@ -21,7 +21,7 @@ from contextvars import ContextVar
 from time import monotonic
 from typing import TYPE_CHECKING
 
-from shoal import Request
+from ..requests import Request
 
 if TYPE_CHECKING:
     from shoal import App, Handler, Response

@@ -7,7 +7,7 @@ from typing import Any, TypeVar, overload
 
 import msgspec
 
-from shoal.errors import UpstreamError
+from ..errors import UpstreamError
 
 __all__ = ["ClientResponse", "decode_any"]
 
