@@ -166,6 +166,8 @@ PEERS: list[Peer] = [
     Peer("shoal-access-log", "shoal, JSON access log on (a line per request)", "variant",
          _shoal("bench.apps.shoal_access_log:app", "--access-log", "--log-format", "json"),
          workloads=("json",)),
+    Peer("shoal-otel", "shoal, OpenTelemetry spans on (in-memory exporter)", "variant",
+         _shoal("bench.apps.shoal_otel:app"), workloads=("json",)),
     Peer("shoal-flask", f"Flask app mounted in shoal ({SYNC_THREADS} threads)", "variant",
          _shoal("bench.apps.shoal_flask:app"), workloads=("json",)),
     Peer("shoal-untyped", "shoal, same handler reading request.query by hand", "variant",

@@ -124,14 +124,16 @@ class Target:
 
     text: str
     ratio: float | None
-    goal: float
+    goal: float | None  # None: reported, no target
     against: str
     cpu_ratio: float | None = None  # the same ratio from CPU time per request
     note: str = ""  # what a reader needs to weigh the verdict
 
     @property
     def met(self) -> bool | None:
-        return None if self.ratio is None else self.ratio >= self.goal
+        if self.ratio is None or self.goal is None:
+            return None
+        return self.ratio >= self.goal
 
     def line(self) -> str:
         note = f" {self.note}" if self.note else ""
@@ -139,6 +141,8 @@ class Target:
             return f"- {self.text}: **not measured** in this run ({self.against}).{note}"
         verdict = "met" if self.met else "**MISSED**"
         ratio, goal = f"{self.ratio:.2f}{TIMES}", f"{self.goal}{TIMES}"
+        if self.goal is None:
+            verdict, goal = "reported", "none"
         cpu = (
             f" By CPU time per request, the steadier figure: {self.cpu_ratio:.2f}{TIMES}."
             if self.cpu_ratio is not None
@@ -262,6 +266,11 @@ def targets(results: Sequence[Result]) -> list[Target]:
         "`json`: operations' defaults (health and metrics routes, metrics recorded, request "
         "ids) vs the same app with all of them off", operations, 0.95, _label("shoal-ops-off"),
         _cpu_ratio(json_rows, "shoal-ops-off"),
+    ))  # fmt: skip
+    found.append(Target(
+        "`json`: OpenTelemetry on (a server span per request, in-memory exporter) vs the "
+        "defaults", _ratio(json_rows, "shoal-otel", "shoal"), None, _label("shoal"),
+        _cpu_ratio(json_rows, "shoal", "shoal-otel"), "Reported, no target.",
     ))  # fmt: skip
     found.append(Target(
         "`json`: the JSON access log on (a line written per request) vs operations off",
