@@ -8,6 +8,7 @@ def test_all_is_complete_and_accurate() -> None:
     modules = {"adapters", "app", "cli", "datastructures", "db", "errors", "handlers"}
     modules |= {"requests", "responses", "routing", "testing", "watchdog", "wsgi"}
     modules |= {"dependencies", "openapi", "params"}
+    modules |= {"events"}
     assert set(shoal.__all__) == public - modules
     for name in shoal.__all__:
         obj = getattr(shoal, name)

@@ -10,6 +10,8 @@ ShoalError                      base of everything shoal raises
 │   ├── IntegrityError *        409: a unique, foreign key, check or not-null constraint failed
 │   ├── OutOfRange *            422: an argument is out of the range its column type can hold
 │   └── DatabaseUnavailable *   503: unreachable, pool exhausted, busy, statement timed out
+├── EventsError                 shoal.events: the broker refused an operation or a stream is wrong
+│   └── EventBusUnavailable *   503: the broker cannot be reached or did not confirm in time
 └── HTTPError                   an error with an HTTP status, sent as RFC 9457 problem+json
     ├── BadRequest              400: malformed body, unreadable body, bad framing
     ├── NotFound                404: no route for the path
@@ -20,7 +22,8 @@ ShoalError                      base of everything shoal raises
     ├── Conflict                409: the request conflicts with the current state
     │   └── IntegrityError *
     └── ServiceUnavailable      503: overloaded or a dependency is down (carries `Retry-After`)
-        └── DatabaseUnavailable *
+        ├── DatabaseUnavailable *
+        └── EventBusUnavailable *
 ```
 
 (* has two parents: a handler may catch it as a database error or let it go
@@ -45,6 +48,8 @@ __all__ = [
     "Conflict",
     "DatabaseError",
     "DatabaseUnavailable",
+    "EventBusUnavailable",
+    "EventsError",
     "HTTPError",
     "IntegrityError",
     "MethodNotAllowed",
@@ -260,4 +265,29 @@ class DatabaseUnavailable(DatabaseError, ServiceUnavailable):
         )
         self.message = message
         self.sqlstate = sqlstate
+        self.args = (message,)
+
+
+class EventsError(ShoalError):
+    """shoal.events: the broker refused an operation (a stream's settings, a bad subject).
+
+    Uncaught in a handler it is a 500 like any other bug; `EventBusUnavailable`
+    is the one that means "try again later".
+    """
+
+
+class EventBusUnavailable(EventsError, ServiceUnavailable):
+    """503: the broker cannot be reached, or did not confirm a publish in time.
+
+    A publish is retried (with the same message id, so the broker stores it
+    once) until its deadline; past it, this is raised. In an HTTP handler it
+    becomes a 503 with `Retry-After`. Publishing through the outbox never
+    raises it: the event waits in the database until the broker is back.
+    """
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        ServiceUnavailable.__init__(
+            self, "The event broker is unavailable; retry shortly.", retry_after=retry_after
+        )
+        self.message = message
         self.args = (message,)
