@@ -166,11 +166,8 @@ class MemoryTransport(Transport):
         return None
 
     async def ensure_stream(self, stream: Stream) -> None:
-        existing = self._broker.streams.get(stream.name)
-        if existing is None:
+        if stream.name not in self._broker.streams:  # an existing one is left as it is
             self._broker.streams[stream.name] = _Stream(stream)
-        else:
-            existing.config = stream
 
     def _stream_for(self, subject: str) -> _Stream:
         for stream in self._broker.streams.values():
@@ -207,8 +204,12 @@ class MemoryTransport(Transport):
             state = stream.consumers[durable] = _Consumer(durable, subject, ack_wait)
         return _MemoryConsumer(self._broker, stream, state)
 
-    async def streams(self) -> list[StreamInfo]:
-        return [_info(stream) for stream in self._broker.streams.values()]
+    async def streams(self, name: str | None = None) -> list[StreamInfo]:
+        return [
+            _info(stream)
+            for stream in self._broker.streams.values()
+            if name is None or stream.config.name == name
+        ]
 
 
 def _info(stream: _Stream) -> StreamInfo:

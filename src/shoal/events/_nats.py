@@ -101,8 +101,10 @@ class NatsTransport(Transport):
         connect_timeout: float,
         reconnect_wait: float,
         drain_timeout: float,
+        api_timeout: float,
     ) -> None:
         self.servers = servers
+        self.api_timeout = api_timeout
         self.name = name
         self.connect_timeout = connect_timeout
         self.reconnect_wait = reconnect_wait
@@ -133,7 +135,9 @@ class NatsTransport(Transport):
                 name=self.name,
                 connect_timeout=max(1, round(self.connect_timeout)),
                 allow_reconnect=True,
-                max_reconnect_attempts=-1,  # forever: the bus decides when to give up
+                # at start, give up after two tries per server (the bus retries with
+                # backoff until its connect timeout); once connected, reconnect forever
+                max_reconnect_attempts=1,
                 reconnect_time_wait=self.reconnect_wait,
                 drain_timeout=max(1, round(self.drain_timeout)),
                 disconnected_cb=disconnected,
@@ -142,7 +146,8 @@ class NatsTransport(Transport):
             )
         except Exception as exc:
             raise _translate(exc, f"connecting to {', '.join(self.servers)}") from exc
-        self._js = self._nc.jetstream(timeout=self.connect_timeout)
+        self._nc.options["max_reconnect_attempts"] = -1
+        self._js = self._nc.jetstream(timeout=self.api_timeout)
 
     @property
     def js(self) -> JetStreamContext:
@@ -185,13 +190,23 @@ class NatsTransport(Transport):
                 await self.js.add_stream(config)
                 return
             current = info.config
-            if (
-                sorted(current.subjects or []) != sorted(stream.subjects)
-                or (current.num_replicas or 1) != stream.replicas
-                or current.max_age != config.max_age
-                or current.duplicate_window != config.duplicate_window
-            ):
-                await self.js.update_stream(config)
+            differs = [
+                name
+                for name, have, want in (
+                    ("subjects", sorted(current.subjects or []), sorted(stream.subjects)),
+                    ("replicas", current.num_replicas or 1, stream.replicas),
+                    ("max_age", current.max_age or None, config.max_age or None),
+                    ("duplicate_window", current.duplicate_window, config.duplicate_window),
+                )
+                if have != want
+            ]
+            if differs:  # another service may own it: say so, change nothing
+                logger.warning(
+                    "stream %s exists with other settings (%s) than declared here; "
+                    "leaving it as it is",
+                    stream.name,
+                    ", ".join(differs),
+                )
         except Exception as exc:
             raise _translate(exc, f"declaring stream {stream.name}") from exc
 
@@ -221,11 +236,16 @@ class NatsTransport(Transport):
             raise _translate(exc, f"creating consumer {durable} on {subject}") from exc
         return _NatsConsumer(subscription)
 
-    async def streams(self) -> list[StreamInfo]:
+    async def streams(self, name: str | None = None) -> list[StreamInfo]:
+        if self._nc is None:
+            raise Transient("not connected to the event broker")
+        # listing asks every server of a cluster: slower than one request, more patience
+        jsm = self._nc.jsm(timeout=max(10.0, self.api_timeout))
         try:
             found = []
-            for info in await self.js.streams_info():
-                consumers = await self.js.consumers_info(info.config.name or "")
+            infos = [await jsm.stream_info(name)] if name else await jsm.streams_info()
+            for info in infos:
+                consumers = await jsm.consumers_info(info.config.name or "")
                 found.append(
                     StreamInfo(
                         name=info.config.name or "",

@@ -116,5 +116,5 @@ class Transport(ABC):
         """Round trip to the broker (raise `Transient` when it does not answer)."""
 
     @abstractmethod
-    async def streams(self) -> list[StreamInfo]:
-        """Every stream with its consumers (for `shoal events`)."""
+    async def streams(self, name: str | None = None) -> list[StreamInfo]:
+        """Every stream (or the one named) with its consumers (for `shoal events`)."""

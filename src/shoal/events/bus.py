@@ -30,8 +30,9 @@ The rules, each decided here:
   unreachable broker is retried with exponential backoff for
   `connect_timeout`, then the app fails to start. Once connected, nats-py
   reconnects forever (every `reconnect_wait` seconds, jittered); publishes
-  and consumers retry meanwhile. The declared `streams` are created, or
-  updated to the settings given.
+  and consumers retry meanwhile. The declared `streams` are created when
+  missing; an existing stream is left as it is (another service may own
+  it), with a warning when its settings differ from those declared.
 - **Publish** stores one message and waits for the broker's ack. Its
   message id (`Nats-Msg-Id`, a new UUID unless `id=` is given) makes a
   retried publish stored once; transient failures are retried with backoff,
@@ -372,6 +373,7 @@ class EventBus:
             connect_timeout=self.connect_timeout,
             reconnect_wait=self.reconnect_wait,
             drain_timeout=self.drain_timeout,
+            api_timeout=self.publish_timeout,
         )
 
     async def _start(self) -> None:
@@ -664,9 +666,16 @@ class EventBus:
         except (Transient, TimeoutError) as exc:
             raise EventBusUnavailable(f"the event broker did not answer: {exc}") from exc
 
-    async def stream_info(self) -> list[StreamInfo]:
-        """Every stream on the broker with its consumers and their pending counts."""
-        return await self.transport.streams()
+    async def stream_info(self, name: str | None = None) -> list[StreamInfo]:
+        """Every stream on the broker (or the one named) with its consumers and pending counts."""
+        transport = self.transport
+        found: list[StreamInfo] = []
+
+        async def attempt() -> None:
+            found[:] = await transport.streams(name)
+
+        await _retry(attempt, time.monotonic() + self.publish_deadline, "list streams")
+        return found
 
 
 # -- helpers -------------------------------------------------------------------
