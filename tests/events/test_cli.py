@@ -36,7 +36,7 @@ async def test_shoal_events_lists_streams_consumers_and_pending(nats_url: str, t
     [stream_line] = [line for line in lines if line.startswith(topic.upper() + " ")]
     assert stream_line.split()[1:4] == ["1", "5", f"{topic}.>"]
     [consumer_line] = [line for line in lines if line.strip().startswith(f"{topic}reader")]
-    name, subject, pending, ack_pending, _redelivered = consumer_line.split()
+    _name, subject, pending, ack_pending, _redelivered = consumer_line.split()
     assert subject == f"{topic}.a"
     assert int(pending) + int(ack_pending) == 5  # nothing was acked
     assert "SHOAL_DEAD_LETTERS" in result.stdout
@@ -44,7 +44,14 @@ async def test_shoal_events_lists_streams_consumers_and_pending(nats_url: str, t
 
 def test_shoal_events_says_when_the_broker_is_unreachable() -> None:
     result = subprocess.run(
-        [str(BIN / "shoal"), "events", "--url", f"nats://127.0.0.1:{free_port()}", "--timeout", "1"],
+        [
+            str(BIN / "shoal"),
+            "events",
+            "--url",
+            f"nats://127.0.0.1:{free_port()}",
+            "--timeout",
+            "1",
+        ],
         capture_output=True,
         text=True,
         timeout=30,
