@@ -112,14 +112,17 @@ class NatsTransport(Transport):
         self.reconnects = 0
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
+        self._closing = False
 
     @property
     def connected(self) -> bool:
         return self._nc is not None and self._nc.is_connected
 
     async def connect(self) -> None:
+        self._closing = False
         async def disconnected() -> None:
-            logger.warning("event broker disconnected; reconnecting")
+            if not self._closing:
+                logger.warning("event broker disconnected; reconnecting")
 
         async def reconnected() -> None:
             self.reconnects += 1
@@ -156,6 +159,7 @@ class NatsTransport(Transport):
         return self._js
 
     async def close(self) -> None:
+        self._closing = True
         nc, self._nc, self._js = self._nc, None, None
         if nc is None or nc.is_closed:
             return
