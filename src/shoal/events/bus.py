@@ -460,6 +460,7 @@ class EventBus:
     async def _consume(self, subscription: Subscription) -> None:
         consumer: PullConsumer | None = None
         running: set[asyncio.Task[None]] = set()
+        refill = max(1, subscription.concurrency // 2)
         delay = 0.05
         while not self._stopping.is_set():
             try:
@@ -471,7 +472,8 @@ class EventBus:
                         max_ack_pending=max(1000, subscription.concurrency),
                     )
                 free = subscription.concurrency - len(running)
-                if free <= 0:
+                if running and free < refill:
+                    # pull in batches: one round trip for half the slots, not one per slot
                     await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                     continue
                 deliveries = await consumer.fetch(free, self.fetch_timeout)
