@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test deps lint typecheck pytest clean bench
+.PHONY: run run-time test deps lint typecheck pytest clean bench
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,8 +12,12 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-## make run: install, then serve the demo time service on http://127.0.0.1:8000
+## make run: install, then run the runnerly system (gateway on http://127.0.0.1:8000, users 8001, runs 8002)
 run: $(STAMP)
+	$(BIN)/shoal up examples/runnerly
+
+## make run-time: the smallest example, the time service, on http://127.0.0.1:8000
+run-time: $(STAMP)
 	$(BIN)/shoal run examples.time_service:app --host 127.0.0.1 --port 8000
 
 ## make test: install everything the tests need, then ruff, mypy and the whole pytest suite

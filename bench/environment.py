@@ -120,7 +120,10 @@ def machine() -> dict[str, str]:
         capture_output=True, text=True, check=False,
     ).stdout.strip()  # fmt: skip
     wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
-    go = subprocess.run(["go", "version"], capture_output=True, text=True, check=False)
+    go = subprocess.run(  # `go` may be absent when no Go peer ran
+        ["go", "version"] if shutil.which("go") else ["false"],
+        capture_output=True, text=True, check=False,
+    )  # fmt: skip
     return {
         "cores": str(os.cpu_count() or 1),
         "cpu": model,

@@ -26,6 +26,8 @@ TYPED = ("params-typed",)
 """Typed parameters: shoal (typed and by hand), FastAPI and Litestar (issue 6)."""
 DATABASE = ("db", "queries", "updates", "fortunes")
 """TechEmpower's database workloads, on one PostgreSQL (issue 5)."""
+SYSTEM = ("dashboard",)
+"""A three-service system behind one gateway (issue 12)."""
 
 
 @dataclass(frozen=True)
@@ -176,6 +178,10 @@ PEERS: list[Peer] = [
     Peer("blacksheep-db", "BlackSheep + asyncpg on uvicorn", "framework",
          _uvicorn("bench.db_peers.blacksheep_asyncpg:app"), workloads=DATABASE,
          database="postgresql"),
+    Peer("shoal-runnerly", "examples/runnerly: shoal services + shoal.client", "shoal",
+         _module("bench.apps.runnerly_shoal"), workloads=SYSTEM),
+    Peer("aiohttp-runnerly", "the same system in aiohttp (server + ClientSession, uvloop)",
+         "framework", _module("bench.apps.runnerly_aiohttp"), workloads=SYSTEM),
 ]  # fmt: skip
 
 BY_NAME = {peer.name: peer for peer in PEERS}

@@ -56,6 +56,8 @@ class Pinning:
 
 def pinning(workers: int) -> Pinning:
     """Server and wrk on disjoint CPUs when there are enough; say so either way."""
+    if os.environ.get("BENCH_NO_PIN"):  # a system of several servers may use every CPU
+        return Pinning((), (), "no pinning (BENCH_NO_PIN set): servers and wrk share the CPUs")
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2:
         return Pinning((), (), "one CPU: server and wrk share it")

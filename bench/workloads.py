@@ -130,6 +130,22 @@ def _fortunes(answer: Answer) -> None:
         raise WrongAnswer("fortunes: " + "; ".join(problems))
 
 
+def _dashboard(answer: Answer) -> None:
+    data = _expect_json(answer)
+    expected_stats = {"runs": 3, "distance_km": 36.1, "duration_s": 11500}
+    if (
+        not isinstance(data, dict)
+        or set(data) != {"user", "stats", "degraded"}
+        or data["degraded"] is not False
+        or not isinstance(data["user"], dict)
+        or data["user"].get("id") != 1
+        or not isinstance(data["stats"], dict)
+        or data["stats"].get("runs") != expected_stats["runs"]
+        or abs(data["stats"].get("distance_km", 0) - expected_stats["distance_km"]) > 1e-6
+    ):
+        raise WrongAnswer(f"expected user 1's dashboard with {expected_stats}, got {data!r}")
+
+
 @dataclass(frozen=True)
 class Workload:
     """A path loaded with wrk; `pipeline` > 1 sends that many requests per write."""
@@ -171,6 +187,10 @@ WORKLOADS: list[Workload] = [
     Workload("fortunes", "/fortunes", _fortunes,
              "TechEmpower fortunes: the `fortune` table plus one row added at request time, "
              "sorted by message, escaped into an HTML table"),
+    Workload("dashboard", "/dashboard/1", _dashboard,
+             "runnerly's gateway: `GET /dashboard/1` calls the users and runs services "
+             "concurrently (two upstream HTTP calls, each a SQLite query) and merges the answers; "
+             "the whole three-process system is measured (CPU, memory)"),
 ]  # fmt: skip
 
 BY_NAME = {workload.name: workload for workload in WORKLOADS}

@@ -21,6 +21,9 @@ from .errors import (
     ServiceUnavailable,
     ShoalError,
     StartupError,
+    UpstreamError,
+    UpstreamTimeout,
+    UpstreamUnavailable,
     ValidationError,
 )
 from .params import Body, Header, Query
@@ -66,6 +69,9 @@ __all__ = [
     "StartupError",
     "State",
     "StreamingResponse",
+    "UpstreamError",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
     "ValidationError",
     "WSGIMount",
     "WatchdogStatistics",

@@ -219,10 +219,15 @@ class App:
         Resources open in the order given, before the lifespan and startup
         hooks, and close in reverse order, last. A handler receives one by
         declaring a parameter of its type (`db: Database`); register it
-        before the routes that use it.
+        before the routes that use it. A resource with a `__shoal_attach__(app)`
+        method is handed the app here, to add the middleware it needs (the
+        service client uses this to carry deadlines and request ids on).
         """
         self._check_not_started("add a resource")
         self.resources.append(resource)
+        attach = getattr(resource, "__shoal_attach__", None)
+        if attach is not None:
+            attach(self)
         return resource
 
     # -- dependencies (see shoal.dependencies) --------------------------------

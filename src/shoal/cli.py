@@ -1,4 +1,4 @@
-"""The `shoal` command: `shoal run`, `shoal routes`, `shoal openapi`, `shoal db migrate`."""
+"""The `shoal` command: `shoal run`, `routes`, `openapi`, `db migrate` and `up`."""
 
 from __future__ import annotations
 
@@ -201,7 +201,41 @@ def build_parser() -> argparse.ArgumentParser:
     from .events.cli import add_cli as add_events_command
 
     add_events_command(commands)
+
+    up = commands.add_parser("up", help="run a system of services from its shoal.toml manifest")
+    up.add_argument(
+        "manifest", nargs="?", default=".", help="a folder with shoal.toml, or the file"
+    )
+    up.add_argument("--check", action="store_true", help="validate the manifest and exit")
+    up.add_argument(
+        "--port", action="append", default=[], type=_port_override, metavar="NAME=PORT",
+        help="serve service NAME on PORT instead of the manifest's (repeatable)",
+    )  # fmt: skip
+    up.add_argument(
+        "--port-offset", type=int, default=None,
+        help="add this to every port (default $SHOAL_PORT_OFFSET or 0)",
+    )  # fmt: skip
+    up.set_defaults(func=_up)
     return parser
+
+
+def _port_override(value: str) -> tuple[str, int]:
+    name, sep, port = value.partition("=")
+    if not sep or not name or not port.isdigit():
+        raise argparse.ArgumentTypeError(f"expected NAME=PORT, got {value!r}")
+    return name, int(port)
+
+
+def _up(args: argparse.Namespace) -> int:
+    from .system import up
+
+    offset = args.port_offset
+    if offset is None:
+        try:
+            offset = int(os.environ.get("SHOAL_PORT_OFFSET") or 0)
+        except ValueError:
+            raise TargetError("SHOAL_PORT_OFFSET must be a whole number") from None
+    return up(args.manifest, ports=dict(args.port), port_offset=offset, check=args.check)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,9 +21,12 @@ ShoalError                      base of everything shoal raises
     │   └── OutOfRange *
     ├── Conflict                409: the request conflicts with the current state
     │   └── IntegrityError *
-    └── ServiceUnavailable      503: overloaded or a dependency is down (carries `Retry-After`)
-        ├── DatabaseUnavailable *
-        └── EventBusUnavailable *
+    ├── ServiceUnavailable      503: overloaded or a dependency is down (carries `Retry-After`)
+    │   ├── DatabaseUnavailable *
+    │   ├── EventBusUnavailable *
+    │   └── UpstreamUnavailable     503: shoal.client: unreachable, breaker open, retries spent
+    │       └── UpstreamTimeout     504: the call ran past its timeout or the request's deadline
+    └── UpstreamError           502: shoal.client: an upstream answered with an error status
 ```
 
 (* has two parents: a handler may catch it as a database error or let it go
@@ -61,6 +64,9 @@ __all__ = [
     "ServiceUnavailable",
     "ShoalError",
     "StartupError",
+    "UpstreamError",
+    "UpstreamTimeout",
+    "UpstreamUnavailable",
     "ValidationError",
 ]
 
@@ -291,3 +297,59 @@ class EventBusUnavailable(EventsError, ServiceUnavailable):
         )
         self.message = message
         self.args = (message,)
+
+
+class UpstreamError(HTTPError):
+    """502: an upstream service answered a `shoal.client` call with an error status.
+
+    `upstream` names the client, `upstream_status` is the status it answered
+    and `upstream_problem` its body decoded from JSON (an RFC 9457 problem document when
+    the upstream is a shoal service; None when the body is not JSON).
+    `response` is the whole `shoal.client.ClientResponse`. A handler catches
+    it to answer its own way (`if exc.upstream_status == 404: ...`);
+    uncaught, its client gets a 502 that does not repeat the upstream's body.
+    """
+
+    status = 502
+
+    def __init__(
+        self, upstream: str, upstream_status: int, upstream_problem: Any, response: Any
+    ) -> None:
+        super().__init__(detail=f"The upstream service {upstream!r} answered with an error.")
+        self.upstream = upstream
+        self.upstream_status = upstream_status
+        self.upstream_problem = upstream_problem
+        self.response = response
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.upstream!r}, {self.upstream_status})"
+
+
+class UpstreamUnavailable(ServiceUnavailable):
+    """503: a `shoal.client` call got no answer it could use.
+
+    The upstream refused the connection, its circuit breaker is open, or it
+    kept answering 502/503/504 until the retries (or the retry budget) ran
+    out. `upstream` names the client and `reason` says which:
+    `"connect"`, `"breaker-open"`, `"status"`, `"timeout"` or `"deadline"`.
+    Uncaught, the handler's client gets a 503 with `Retry-After`.
+    """
+
+    def __init__(self, upstream: str, reason: str, detail: str | None = None) -> None:
+        super().__init__(detail or f"The upstream service {upstream!r} is unavailable.")
+        self.upstream = upstream
+        self.reason = reason
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.upstream!r}, {self.reason!r})"
+
+
+class UpstreamTimeout(UpstreamUnavailable):
+    """504: a `shoal.client` call ran past its timeout, or the request's deadline left no time.
+
+    `reason` is `"timeout"` (the call's own timeout) or `"deadline"` (what
+    was left of the incoming request's time budget; the call may not even
+    have been started).
+    """
+
+    status = 504
