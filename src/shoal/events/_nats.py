@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Mapping
 from contextlib import suppress
 from typing import Any
@@ -10,7 +11,7 @@ from typing import Any
 import nats
 import nats.errors
 import nats.js.errors
-from nats.aio.client import Client
+from nats.aio.client import Client, Server
 from nats.aio.msg import Msg
 from nats.js import JetStreamContext, api
 
@@ -21,6 +22,9 @@ from ._transport import ConsumerInfo, Delivery, PullConsumer, StreamInfo, Transi
 __all__ = ["NatsTransport"]
 
 logger = logging.getLogger("shoal.events")
+
+MAX_RECONNECT_WAIT = 5.0
+"""The longest pause between two reconnection attempts (seconds)."""
 
 # What may succeed when tried again: the connection is down or reconnecting,
 # the server did not answer in time, or JetStream has no leader right now (a
@@ -142,6 +146,7 @@ class NatsTransport(Transport):
                 # backoff until its connect timeout); once connected, reconnect forever
                 max_reconnect_attempts=1,
                 reconnect_time_wait=self.reconnect_wait,
+                reconnect_to_server_handler=self._next_server,
                 drain_timeout=max(1, round(self.drain_timeout)),
                 disconnected_cb=disconnected,
                 reconnected_cb=reconnected,
@@ -151,6 +156,17 @@ class NatsTransport(Transport):
             raise _translate(exc, f"connecting to {', '.join(self.servers)}") from exc
         self._nc.options["max_reconnect_attempts"] = -1
         self._js = self._nc.jetstream(timeout=self.api_timeout)
+
+    def _next_server(self, servers: list[Server], info: dict[str, Any]) -> tuple[Server, float]:
+        """Reconnect to the server tried least, after an exponential, jittered back-off.
+
+        A healthy node of a cluster (no failed attempt yet) is tried after
+        `reconnect_wait / 2` or so; a broker that stays down is tried less
+        and less often, up to every `MAX_RECONNECT_WAIT` seconds.
+        """
+        server = min(servers, key=lambda s: s.reconnects)
+        delay = min(MAX_RECONNECT_WAIT, self.reconnect_wait * 2**min(server.reconnects, 10))
+        return server, delay * random.uniform(0.5, 1.0)
 
     @property
     def js(self) -> JetStreamContext:

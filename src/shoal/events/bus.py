@@ -28,8 +28,9 @@ The rules, each decided here:
 - **Connection.** `url` (default `$NATS_URL`, then `nats://127.0.0.1:4222`;
   several servers comma-separated) is connected when the bus opens; an
   unreachable broker is retried with exponential backoff for
-  `connect_timeout`, then the app fails to start. Once connected, nats-py
-  reconnects forever (every `reconnect_wait` seconds, jittered); publishes
+  `connect_timeout`, then the app fails to start. Once connected, a lost
+  connection is re-established forever, to the server tried least, after an
+  exponential jittered back-off (from `reconnect_wait` up to 5 s); publishes
   and consumers retry meanwhile. The declared `streams` are created when
   missing; an existing stream is left as it is (another service may own
   it), with a warning when its settings differ from those declared.
