@@ -305,3 +305,23 @@ async def test_run_sync_inside_a_subscriber(bus_url: str, topic: str, started: l
     started.append(app)
     await bus.publish(f"{topic}.s", {"v": 21})
     await wait_for(lambda: got == [42])
+
+
+async def test_an_unacked_message_comes_back_after_ack_wait(bus_url: str, topic: str) -> None:
+    """What a worker that dies mid-handler leaves: the broker redelivers after `ack_wait`."""
+    bus = make_bus(bus_url, topic)
+    async with bus:
+        await bus.publish(f"{topic}.w", {"n": 1})
+        consumer = await bus.transport.consumer(
+            f"{topic}.w", "dies", ack_wait=0.5, max_ack_pending=10
+        )
+        [first] = await consumer.fetch(5, 2.0)
+        assert first.delivered == 1
+        assert await consumer.fetch(5, 0.2) == []  # in someone's hands, not redelivered yet
+        started = time.monotonic()
+        [again] = await consumer.fetch(5, 5.0)  # never acked: back after the ack wait
+        assert again.delivered == 2 and again.data == first.data
+        assert time.monotonic() - started < 5
+        await again.ack()
+        assert await consumer.fetch(5, 0.8) == []  # acked: gone for good
+        await consumer.close()

@@ -83,7 +83,7 @@ class _NatsConsumer(PullConsumer):
     async def fetch(self, batch: int, timeout: float) -> list[Delivery]:
         try:
             msgs = await self._subscription.fetch(batch, timeout=timeout)
-        except nats.errors.TimeoutError:
+        except TimeoutError:  # nats-py raises its own or asyncio's: nothing came, no error
             return []
         except Exception as exc:
             raise _translate(exc, "fetch") from exc
