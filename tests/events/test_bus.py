@@ -213,9 +213,11 @@ async def test_bounded_concurrency_per_subscription(
         running -= 1
         done += 1
 
+    async with make_bus(bus_url, topic) as publisher:  # all waiting before the consumer starts
+        for i in range(12):
+            await publisher.publish(f"{topic}.slow", {"i": i})
     await app.startup()
     started.append(app)
-    await asyncio.gather(*(bus.publish(f"{topic}.slow", {"i": i}) for i in range(12)))
     await wait_for(lambda: done == 12)
     assert peak == 3
 
