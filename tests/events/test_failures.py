@@ -120,12 +120,14 @@ async def test_broker_restarted_mid_load_loses_nothing_acknowledged(
                 while len(acked) < 100:
                     await asyncio.sleep(0.01)
                 server.kill()  # a crash, not a clean stop
-                await asyncio.sleep(0.5)
+                with pytest.raises(EventBusUnavailable):  # readiness says so
+                    await publisher.check(timeout=0.5)
                 server.start()
                 await load
                 assert len(acked) > 100
                 got = await wait_applied(consumer_db, sorted(acked))
                 assert publisher.statistics().reconnects >= 1
+                await publisher.check()  # ready again
             finally:
                 await app.shutdown()
         assert got == sorted(acked)
