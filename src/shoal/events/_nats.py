@@ -124,6 +124,7 @@ class NatsTransport(Transport):
 
     async def connect(self) -> None:
         self._closing = False
+
         async def disconnected() -> None:
             if not self._closing:
                 logger.warning("event broker disconnected; reconnecting")
@@ -165,7 +166,7 @@ class NatsTransport(Transport):
         and less often, up to every `MAX_RECONNECT_WAIT` seconds.
         """
         server = min(servers, key=lambda s: s.reconnects)
-        delay = min(MAX_RECONNECT_WAIT, self.reconnect_wait * 2**min(server.reconnects, 10))
+        delay = min(MAX_RECONNECT_WAIT, self.reconnect_wait * 2 ** min(server.reconnects, 10))
         return server, delay * random.uniform(0.5, 1.0)
 
     @property
