@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-time test deps lint typecheck pytest clean bench
+.PHONY: run run-time test deps lint typecheck pytest clean bench bench-events
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -12,7 +12,8 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-## make run: install, then run the runnerly system (gateway on http://127.0.0.1:8000, users 8001, runs 8002)
+## make run: install, then run the runnerly system (gateway on http://127.0.0.1:8000, users 8001,
+## runs 8002, stats 8003, nats-server 4222)
 run: $(STAMP)
 	$(BIN)/shoal up examples/runnerly
 
@@ -46,6 +47,11 @@ pytest: /usr/bin/chromium
 ## make bench: shoal against its peers with wrk; writes docs/benchmarks.md (BENCH_ARGS=--quick for a smoke)
 bench:
 	$(PYTHON) -m bench $(BENCH_ARGS)
+
+## make bench-events: shoal vs FastStream consumers on one NATS server, and the outbox's cost;
+## writes the Events section of docs/benchmarks.md
+bench-events:
+	$(PYTHON) -m bench.events
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -26,6 +26,7 @@ def test_internal_machinery_lives_in_private_modules() -> None:
         "datastructures",
         "db",
         "errors",
+        "events",
         "health",
         "logs",
         "metrics",

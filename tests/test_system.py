@@ -110,9 +110,11 @@ def test_shoal_up_check() -> None:
         cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
-    assert "runnerly, 3 services, valid" in done.stdout
-    assert "examples.runnerly.gateway:app on http://127.0.0.1:9000 (after users, runs)" in (
-        done.stdout
+    assert "runnerly, 5 services, valid" in done.stdout
+    assert "nats: nats-server on nats://127.0.0.1:4222" in done.stdout
+    assert (
+        "examples.runnerly.gateway:app on http://127.0.0.1:9000 (after nats, users, runs, stats)"
+        in done.stdout
     )
     bad = subprocess.run(
         [str(BIN / "shoal"), "up", "examples", "--check"],
@@ -207,3 +209,16 @@ def test_a_crashing_service_is_restarted_with_growing_back_off(tmp_path: Path) -
     assert output.index("broken exited with code 2; restarting in 1 s") > first
     assert "has no attribute 'nope'" in output  # the service's own words, prefixed
     assert output.rstrip().endswith("stopped")
+
+
+def test_a_nats_section_runs_the_broker_first(tmp_path: Path) -> None:
+    (tmp_path / "shoal.toml").write_text(
+        '[services.a]\napp = "m:app"\nport = 7001\n\n[nats]\nport = 7222\nstore = "${X:-d}/n"\n'
+    )
+    manifest = load_manifest(tmp_path, ports={"nats": 7333}, port_offset=1)
+    nats, a = manifest.services
+    assert (nats.name, nats.url, a.after) == ("nats", "nats://127.0.0.1:7334", ("nats",))
+    assert nats.command[1:] == ("-js", "-a", "127.0.0.1", "-p", "7334", "-sd", "d/n")
+    (tmp_path / "shoal.toml").write_text('[services.a]\napp = "m:app"\nport = 1\n[nats]\nx = 1\n')
+    with pytest.raises(ConfigurationError, match="unknown key"):
+        load_manifest(tmp_path)

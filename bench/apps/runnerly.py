@@ -82,6 +82,9 @@ def serve(command: Command) -> None:
         "RUNNERLY_DATA": data,
         "USERS_URL": f"http://127.0.0.1:{ports['users']}",
         "RUNS_URL": f"http://127.0.0.1:{ports['runs']}",
+        # the dashboard workload predates the stats service (issue 13): runs serves the
+        # same stats body from its own table, so the gateway reads it there, as it did
+        "STATS_URL": f"http://127.0.0.1:{ports['runs']}",
     }
     env.pop("DATABASE_URL", None)
     processes: list[subprocess.Popen[bytes]] = []

@@ -1,14 +1,17 @@
-"""runnerly's gateway (port 8000): the public API, built on the users and runs services.
+"""runnerly's gateway (port 8000): the public API, built on the users, runs and stats services.
 
 - `POST /users` is forwarded to `users`;
 - `POST /users/{id}/runs` checks with `users` that the user exists (404 if
   not), then records the run with `runs`;
-- `GET /dashboard/{user_id}` asks `users` and `runs` concurrently. When `runs`
-  is down or slow, it still answers in time, with `"stats": null,
-  "degraded": true`; an unknown user is a 404; `users` down is a 503.
+- `GET /dashboard/{user_id}` asks `users` and `stats` concurrently. When
+  `stats` is down or slow, it still answers in time, with `"stats": null,
+  "degraded": true`; an unknown user is a 404; `users` down is a 503. The
+  totals come from `stats`, which keeps them from the `runs.recorded`
+  events: a run shows on the dashboard once `stats` has consumed its event
+  (milliseconds), and the dashboard works while `runs` is down.
 
-The upstreams' addresses come from `USERS_URL` and `RUNS_URL` (`shoal up`
-sets them from its manifest).
+The upstreams' addresses come from `USERS_URL`, `RUNS_URL` and `STATS_URL`
+(`shoal up` sets them from its manifest).
 """
 
 from __future__ import annotations
@@ -55,8 +58,17 @@ class Runs(ServiceClient):
         super().__init__(base_url, **options)
 
 
+class StatsService(ServiceClient):
+    """The stats service: like runs, optional for the dashboard (short timeout, quick breaker)."""
+
+    def __init__(self, base_url: str, **options: Any) -> None:
+        options.setdefault("timeout", Timeout(total=1.0, connect=0.25))
+        options.setdefault("breaker", Breaker(failures=5, window=10.0, reset_after=2.0))
+        super().__init__(base_url, **options)
+
+
 class Dashboard(msgspec.Struct):
-    """A user, their stats (None when `runs` could not answer in time), and whether degraded."""
+    """A user, their stats (None when `stats` could not answer in time), and whether degraded."""
 
     user: User
     stats: Stats | None
@@ -72,21 +84,25 @@ def relay(error: UpstreamError) -> HTTPError:
     return error
 
 
-async def _stats(runs: Runs, user_id: int) -> Stats | None:
+async def _stats(stats: StatsService, user_id: int) -> Stats | None:
     left = time_left()
     timeout = None if left is None else max(left * STATS_SHARE, 0.001)
     try:
-        response = await runs.get(f"/users/{user_id}/stats", timeout=timeout)
+        response = await stats.get(f"/users/{user_id}/stats", timeout=timeout)
         return response.json(type=Stats)
     except (UpstreamError, UpstreamUnavailable):  # down, slow, failing: degrade
         return None
 
 
-def create_app(users: Users | None = None, runs: Runs | None = None) -> App:
-    """The gateway; `users` and `runs` default to clients of `$USERS_URL` and `$RUNS_URL`."""
+def create_app(
+    users: Users | None = None, runs: Runs | None = None, stats: StatsService | None = None
+) -> App:
+    """The gateway; `users`, `runs` and `stats` default to clients of `$USERS_URL`,
+    `$RUNS_URL` and `$STATS_URL`."""
     app = App(title="runnerly gateway", version="1.0.0")
     app.use(users or Users(os.environ.get("USERS_URL", "http://127.0.0.1:8001")))
     app.use(runs or Runs(os.environ.get("RUNS_URL", "http://127.0.0.1:8002")))
+    app.use(stats or StatsService(os.environ.get("STATS_URL", "http://127.0.0.1:8003")))
 
     @app.post("/users", status=201)
     async def create_user(new: NewUser, users: Users) -> User:
@@ -108,9 +124,9 @@ def create_app(users: Users | None = None, runs: Runs | None = None) -> App:
         return response.json(type=Run)
 
     @app.get("/dashboard/{user_id:int}")
-    async def dashboard(user_id: int, users: Users, runs: Runs) -> Dashboard:
-        """The user and their stats, fetched concurrently; degraded when `runs` cannot answer."""
-        stats_call = asyncio.ensure_future(_stats(runs, user_id))
+    async def dashboard(user_id: int, users: Users, stats: StatsService) -> Dashboard:
+        """The user and their stats, fetched concurrently; degraded when `stats` cannot answer."""
+        stats_call = asyncio.ensure_future(_stats(stats, user_id))
         try:
             user = (await users.get(f"/users/{user_id}")).json(type=User)
         except BaseException as exc:
@@ -118,8 +134,8 @@ def create_app(users: Users | None = None, runs: Runs | None = None) -> App:
             if isinstance(exc, UpstreamError):
                 raise relay(exc) from exc
             raise
-        stats = await stats_call
-        return Dashboard(user, stats, degraded=stats is None)
+        totals = await stats_call
+        return Dashboard(user, totals, degraded=totals is None)
 
     return app
 

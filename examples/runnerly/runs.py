@@ -1,18 +1,24 @@
 """runnerly's runs service (port 8002): runs per user, and their sums.
 
 `POST /users/{id}/runs`, `GET /users/{id}/runs`, `GET /users/{id}/stats`. It
-trusts its caller (the gateway) to have checked that the user exists.
+trusts its caller (the gateway) to have checked that the user exists. Each
+recorded run is announced as `runs.recorded` (a `Run`) through the outbox:
+the event is committed with the run, and the relay publishes it to NATS
+(`$NATS_URL`; without it, to an in-process bus, for tests). The `stats`
+service keeps the totals from those events.
 """
 
 from __future__ import annotations
 
 import datetime
+import os
 from typing import Annotated
 
 import msgspec
 
 from shoal import App
 from shoal.db import Database
+from shoal.events import EventBus, Stream
 
 from .common import DataFolder, database_url, id_column
 
@@ -46,12 +52,25 @@ class Stats(msgspec.Struct):
     duration_s: int
 
 
-def create_app(database: str | None = None) -> App:
-    """The runs service, on `database` (a URL; default: see `common.database_url`)."""
+RUNS_STREAM = Stream("RUNS", ("runs.>",))
+"""Where `runs.recorded` events are kept (declared by runs and by stats)."""
+
+
+def events_url(events: str | None = None) -> str:
+    """The event broker: `events`, else `$NATS_URL`, else the in-process `memory://runnerly`."""
+    return events or os.environ.get("NATS_URL") or "memory://runnerly"
+
+
+def create_app(database: str | None = None, events: str | None = None) -> App:
+    """The runs service, on `database` (a URL; default: see `common.database_url`).
+
+    `events` is the broker's URL (default: see `events_url`).
+    """
     url = database or database_url("runs")
     app = App(title="runnerly runs", version="1.0.0")
     app.use(DataFolder(url))
     db = app.use(Database(url))
+    bus = EventBus(events_url(events), app=app, database=db, streams=[RUNS_STREAM])
 
     @app.on_startup
     async def create_tables() -> None:
@@ -63,13 +82,16 @@ def create_app(database: str | None = None) -> App:
 
     @app.post("/users/{user_id:int}/runs", status=201)
     async def record_run(user_id: int, new: NewRun, db: Database) -> Run:
-        """Record one run of a user."""
-        run_id = await db.fetchval(
-            "INSERT INTO runs (user_id, distance_km, duration_s, date) VALUES ($1, $2, $3, $4) "
-            "RETURNING id",
-            user_id, new.distance_km, new.duration_s, new.date.isoformat(),
-        )  # fmt: skip
-        return Run(run_id, user_id, new.distance_km, new.duration_s, new.date)
+        """Record one run of a user, and announce it (`runs.recorded`) in the same transaction."""
+        async with db.transaction() as tx:
+            run_id = await tx.fetchval(
+                "INSERT INTO runs (user_id, distance_km, duration_s, date) "
+                "VALUES ($1, $2, $3, $4) RETURNING id",
+                user_id, new.distance_km, new.duration_s, new.date.isoformat(),
+            )  # fmt: skip
+            run = Run(run_id, user_id, new.distance_km, new.duration_s, new.date)
+            await bus.publish("runs.recorded", run, outbox=tx)
+        return run
 
     @app.get("/users/{user_id:int}/runs")
     async def list_runs(user_id: int, db: Database) -> list[Run]:

@@ -249,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
     from .db.migrations import add_cli as add_db_commands
 
     add_db_commands(commands)
+    from .events.cli import add_cli as add_events_command
+
+    add_events_command(commands)
 
     up = commands.add_parser("up", help="run a system of services from its shoal.toml manifest")
     up.add_argument(

@@ -11,6 +11,8 @@ ShoalError                      base of everything shoal raises
 │   ├── IntegrityError *        409: a unique, foreign key, check or not-null constraint failed
 │   ├── OutOfRange *            422: an argument is out of the range its column type can hold
 │   └── DatabaseUnavailable *   503: unreachable, pool exhausted, busy, statement timed out
+├── EventsError                 shoal.events: the broker refused an operation or a stream is wrong
+│   └── EventBusUnavailable *   503: the broker cannot be reached or did not confirm in time
 └── HTTPError                   an error with an HTTP status, sent as RFC 9457 problem+json
     ├── BadRequest              400: malformed body, unreadable body, bad framing
     ├── NotFound                404: no route for the path
@@ -22,6 +24,7 @@ ShoalError                      base of everything shoal raises
     │   └── IntegrityError *
     ├── ServiceUnavailable      503: overloaded or a dependency is down (carries `Retry-After`)
     │   ├── DatabaseUnavailable *
+    │   ├── EventBusUnavailable *
     │   └── UpstreamUnavailable     503: shoal.client: unreachable, breaker open, retries spent
     │       └── UpstreamTimeout     504: the call ran past its timeout or the request's deadline
     ├── UpstreamError           502: shoal.client: an upstream answered with an error status
@@ -52,6 +55,8 @@ __all__ = [
     "Conflict",
     "DatabaseError",
     "DatabaseUnavailable",
+    "EventBusUnavailable",
+    "EventsError",
     "Forbidden",
     "HTTPError",
     "IntegrityError",
@@ -316,6 +321,31 @@ class SettingsError(ConfigurationError):
     def __init__(self, problems: list[tuple[str, str]]) -> None:
         self.problems = list(problems)
         super().__init__("; ".join(f"{name}: {message}" for name, message in self.problems))
+
+
+class EventsError(ShoalError):
+    """shoal.events: the broker refused an operation (a stream's settings, a bad subject).
+
+    Uncaught in a handler it is a 500 like any other bug; `EventBusUnavailable`
+    is the one that means "try again later".
+    """
+
+
+class EventBusUnavailable(EventsError, ServiceUnavailable):
+    """503: the broker cannot be reached, or did not confirm a publish in time.
+
+    A publish is retried (with the same message id, so the broker stores it
+    once) until its deadline; past it, this is raised. In an HTTP handler it
+    becomes a 503 with `Retry-After`. Publishing through the outbox never
+    raises it: the event waits in the database until the broker is back.
+    """
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        ServiceUnavailable.__init__(
+            self, "The event broker is unavailable; retry shortly.", retry_after=retry_after
+        )
+        self.message = message
+        self.args = (message,)
 
 
 class UpstreamError(HTTPError):

