@@ -10,6 +10,7 @@ an RSGI app (`app.__rsgi__`), each delegating to its adapter.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import functools
 import inspect
@@ -24,11 +25,13 @@ import msgspec
 
 from ._dependencies import Container, Override, Scope
 from ._handlers import HandlerPlan, Planner
+from ._logsafe import printable
 from ._threadpool import DEFAULT_QUEUE, DEFAULT_THREADS, PoolStatistics, ThreadPool, bind
 from .datastructures import State
 from .errors import ConfigurationError, HTTPError, MethodNotAllowed, NotFound, StartupError
+from .limits import Limits
 from .requests import BODYLESS_METHODS, Request
-from .responses import Response, problem_response, to_response
+from .responses import Response, check_status, problem_response, to_response
 from .routing import Mounts, Router, compile_template
 from .watchdog import DEFAULT_STALL_THRESHOLD, Watchdog, WatchdogStatistics
 from .wsgi import WSGIMount
@@ -88,6 +91,11 @@ def _check_options(path: str, options: dict[str, Any]) -> RouteOptions:
         msgspec.convert(options, RouteOptions, strict=True)
     except msgspec.ValidationError as exc:
         raise TypeError(f"route {path!r}: invalid option: {exc}") from None
+    if "status" in options:
+        try:
+            check_status(options["status"])
+        except ValueError as exc:
+            raise ValueError(f"route {path!r}: {exc}") from None
     return options  # type: ignore[return-value]
 
 
@@ -140,7 +148,12 @@ class App:
         return {"time": time.time()}
     ```
 
-    `max_body_size` bounds request bodies (413 past it). `threads` (40) and
+    `max_body_size` bounds request bodies (413 past it); it and the other
+    limits on clients (`max_header_size`, `max_request_line`,
+    `header_timeout`, `body_timeout`, `keep_alive`, `max_connections`,
+    `backlog`, `handler_timeout`, `drain_timeout`, `stream_buffer`) are
+    described, with their defaults, in `shoal.limits`; `app.limits` holds
+    them all. `threads` (40) and
     `max_queue` (200) size the pool that runs plain `def` handlers, mounted
     WSGI apps and `run_sync` calls: 40 threads keep 40 blocking calls in
     flight for a few MiB of stacks (sync code mostly waits on I/O, and past
@@ -158,7 +171,17 @@ class App:
     def __init__(
         self,
         *,
-        max_body_size: int = 1024 * 1024,
+        max_body_size: int = Limits.max_body_size,
+        max_header_size: int = Limits.max_header_size,
+        max_request_line: int = Limits.max_request_line,
+        header_timeout: float = Limits.header_timeout,
+        body_timeout: float = Limits.body_timeout,
+        keep_alive: bool = Limits.keep_alive,
+        max_connections: int = Limits.max_connections,
+        backlog: int = Limits.backlog,
+        handler_timeout: float | None = Limits.handler_timeout,
+        drain_timeout: float = Limits.drain_timeout,
+        stream_buffer: int = Limits.stream_buffer,
         threads: int = DEFAULT_THREADS,
         max_queue: int = DEFAULT_QUEUE,
         stall_threshold: float | None = DEFAULT_STALL_THRESHOLD,
@@ -169,7 +192,21 @@ class App:
         openapi_url: str | None = "/openapi.json",
         docs_url: str | None = "/docs",
     ) -> None:
+        self.limits = Limits(
+            max_body_size=max_body_size,
+            max_header_size=max_header_size,
+            max_request_line=max_request_line,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            keep_alive=keep_alive,
+            max_connections=max_connections,
+            backlog=backlog,
+            handler_timeout=handler_timeout,
+            drain_timeout=drain_timeout,
+            stream_buffer=stream_buffer,
+        )
         self.max_body_size = max_body_size
+        self._handler_timeout = handler_timeout
         self.router: Router[Endpoint] = Router()
         self.endpoints: list[Endpoint] = []
         self.resources: list[AbstractAsyncContextManager[Any]] = []
@@ -195,6 +232,16 @@ class App:
             from .openapi import install  # openapi imports the app's modules, not the reverse
 
             install(self, openapi_url, docs_url)
+
+    def set_limits(self, **changes: Any) -> None:
+        """Change some of `app.limits` (`app.set_limits(body_timeout=5)`), before it starts.
+
+        `shoal run` calls it in each worker with its command-line limits.
+        """
+        self._check_not_running("change its limits")
+        self.limits = dataclasses.replace(self.limits, **changes)
+        self.max_body_size = self.limits.max_body_size
+        self._handler_timeout = self.limits.handler_timeout
 
     @property
     def lifecycle(self) -> Lifecycle:
@@ -477,7 +524,10 @@ class App:
                 request.path_params = params
                 if method not in BODYLESS_METHODS:
                     request.check_declared_size()
-                response = to_response(await endpoint.plan.call(request))
+                if self._handler_timeout is None:
+                    response = to_response(await endpoint.plan.call(request))
+                else:
+                    response = to_response(await self._timed(endpoint, request))
             except Exception as exc:
                 response = self._error_response(request, exc)
         if method == "HEAD" and not self._middleware:  # else _guarded strips it
@@ -499,10 +549,32 @@ class App:
             target += "?" + request.query_string
         return Response(status=308, headers=[("location", target)])
 
+    async def _timed(self, endpoint: Endpoint, request: Request) -> Any:
+        # the opt-in handler timeout: the handler's await is cancelled (a plain
+        # `def` handler's thread cannot be: it runs on, its result dropped)
+        timeout = self._handler_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                return await endpoint.plan.call(request)
+        except TimeoutError:
+            logger.warning(
+                "handler %s ran past the handler timeout of %s s answering %s %s; cancelled",
+                endpoint.name,
+                timeout,
+                printable(request.method),
+                printable(request.path),
+            )
+            raise HTTPError(504, f"The handler did not answer within {timeout} s.") from None
+
     def _error_response(self, request: Request, exc: Exception) -> Response:
         if isinstance(exc, HTTPError):
             return problem_response(exc)
-        logger.error("unhandled error answering %s %s", request.method, request.path, exc_info=exc)
+        logger.error(
+            "unhandled error answering %s %s",
+            printable(request.method),
+            printable(request.path),
+            exc_info=exc,
+        )
         return problem_response(_INTERNAL_ERROR)
 
     # -- protocol entry points (each delegates to its adapter) --------------

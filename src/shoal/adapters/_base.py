@@ -1,16 +1,25 @@
-"""What every adapter shares: its app, the app's entry handler fetched once, and
-the rule for a request body nobody read."""
+"""What every adapter shares: its app, the app's entry handler fetched once, the
+rule for a request body nobody read, and the last check before a response is
+written."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
-from ..requests import discard
-from ..responses import Response, StreamingResponse
+from .._logsafe import printable
+from ..errors import HTTPError
+from ..requests import Request, discard
+from ..responses import Response, StreamingResponse, problem_response
 
 if TYPE_CHECKING:
     from ..app import App, Handler
+
+logger = logging.getLogger("shoal")
+
+CLOSE = ("connection", "close")
+"""The response header that makes the server close the connection after it."""
 
 
 async def drop_unread_body(
@@ -23,10 +32,28 @@ async def drop_unread_body(
     while the client sends can make its kernel discard the answer. A
     streamed response skips this: it may be read while the client sends.
     `unread` is the adapter's word that body bytes may remain; `chunks()`
-    iterates them.
+    iterates them. When the rest of the body does not come (too big, too
+    slow), the response closes the connection: the next request could not
+    be told apart from the body's remains.
     """
-    if unread and not isinstance(response, StreamingResponse):
-        await discard(chunks())
+    if unread and not isinstance(response, StreamingResponse) and not await discard(chunks()):
+        response.headers = [*response.headers, CLOSE]
+
+
+def unsendable(request: Request, response: Response) -> Response:
+    """The 500 that replaces a response whose status no server can write.
+
+    `Response` refuses such a status when built; one set afterwards (or
+    through `Response.from_parts`) would stop granian's process, so the
+    adapters check `200 <= status <= 599` and call this when it fails.
+    """
+    logger.error(
+        "a response to %s %s has the status %s, which HTTP cannot carry; answered 500",
+        printable(request.method),
+        printable(request.path),
+        printable(repr(response.status)),
+    )
+    return problem_response(HTTPError(500, "The server hit an internal error; it has been logged."))
 
 
 class Adapter:

@@ -8,10 +8,11 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import Any
 
+from .._supervision import apply_limit_overrides, supervise
 from ..errors import BadRequest
-from ..requests import BODYLESS_METHODS, Connection, Request
-from ..responses import StreamingResponse
-from ._base import Adapter, drop_unread_body
+from ..requests import BODYLESS_METHODS, Connection, Request, uri_too_long
+from ..responses import StreamingResponse, problem_response
+from ._base import Adapter, drop_unread_body, unsendable
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -88,7 +89,13 @@ class ASGIAdapter(Adapter):
             Connection(scope.get("scheme", "http"), scope.get("http_version", "1.1")),
             raw_path=scope.get("raw_path"),
         )
-        response = await (self._handle or self._compose())(request)
+        limit = app.limits.max_request_line
+        if len(request.path) > limit or len(request.query_string) > limit:
+            response = problem_response(uri_too_long(limit))
+        else:
+            response = await (self._handle or self._compose())(request)
+            if not 200 <= response.status <= 599:
+                response = unsendable(request, response)
         await drop_unread_body(response, not body.done, body.read)
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.with_length()]
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
@@ -104,6 +111,9 @@ class ASGIAdapter(Adapter):
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
             try:
+                # an iterator that fails midway propagates out of the app: the
+                # server logs it once and aborts the connection (ASGI's only
+                # way to end a started response with an error)
                 await response.send_to(send_chunk)
             finally:
                 if gone is not None:
@@ -120,6 +130,8 @@ class ASGIAdapter(Adapter):
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
+                    supervise()
+                    apply_limit_overrides(self.app)
                     await self.app.startup()
                 except Exception as exc:
                     logger.exception("shoal: startup failed")
