@@ -24,6 +24,7 @@ import struct
 
 __all__ = ["abort", "acked", "find_connection"]
 
+_INET = (socket.AF_INET, socket.AF_INET6)
 _TCP_INFO_SIZE = 232
 _STATE_ESTABLISHED = 1
 _BYTES_ACKED = struct.Struct("=Q")  # tcpi_bytes_acked: offset 120 (Linux >= 4.1)
@@ -52,7 +53,7 @@ def find_connection(local: str, peer: str) -> socket.socket | None:
         except (OSError, ValueError):
             continue  # not a socket (or gone since the listing)
         try:
-            if sock.type != socket.SOCK_STREAM:
+            if sock.type != socket.SOCK_STREAM or sock.family not in _INET:
                 continue
             peer_address = sock.getpeername()
             if peer_address[1] != peer_port or sock.getsockname()[1] != local_port:
