@@ -115,8 +115,7 @@ async def big_stream(count: int) -> StreamingResponse:
             for _ in range(count):
                 yield chunk
                 sent += 1
-                if sent % 16 == 0:
-                    note(f"stream-sent {sent}")
+                note(f"stream-sent {sent}")
         finally:
             note(f"stream-closed {sent}")
 
