@@ -107,10 +107,13 @@ def test_a_stream_waits_for_a_client_that_does_not_read(served: Served) -> None:
         sock.sendall(f"GET /big-stream/{chunks} HTTP/1.1\r\nHost: x\r\n\r\n".encode())
         time.sleep(2.0)
         sent = [int(line.split()[-1]) for line in served.event_lines() if "stream-sent" in line]
-    # the default stream_buffer is 256 KiB: 4 chunks of 64 KiB, plus the
-    # kernel's buffers; nowhere near the 200 chunks of the whole stream
-    # (without pacing, granian's channel takes all 200 at once)
-    assert 0 < max(sent) <= 32, sent
+    # shoal run: the default stream_buffer is 256 KiB, 4 chunks of 64 KiB, and
+    # the pacing counts acknowledged bytes, so the kernel holds little more
+    # (without pacing, granian's channel takes all 200 chunks at once).
+    # uvicorn stops at its write buffer's high-water mark once the kernel's
+    # send buffer (up to 4 MiB on loopback) is full.
+    bound = 32 if served.kind == "granian-rsgi" else 100
+    assert 0 < max(sent) <= bound, sent
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not any(
         "stream-closed" in line for line in served.event_lines()
