@@ -62,4 +62,4 @@ def exchange(port: int, data: bytes, quiet: float = 0.5) -> Exchange:
 def get(port: int, path: str = "/") -> Exchange:
     """One well-formed GET that closes the connection after its response."""
     request = f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode()
-    return exchange(port, request)
+    return exchange(port, request, quiet=5)  # the server closes: no need to wait that long
