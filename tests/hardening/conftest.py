@@ -30,7 +30,9 @@ class Served:
 
 
 @pytest.fixture(scope="module", params=["granian-rsgi", "uvicorn"])
-def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
     events = tmp_path_factory.mktemp("events") / "events.log"
     env = {"HARDENING_EVENTS": str(events), "HARDENING_BODY_TIMEOUT": "1"}
     kind: str = request.param

@@ -8,6 +8,7 @@ server closed the connection.
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import time
@@ -51,10 +52,8 @@ def read_all(sock: socket.socket, quiet: float, limit: float = 10.0) -> tuple[by
 def exchange(port: int, data: bytes, quiet: float = 0.5) -> Exchange:
     """Send `data` on a new connection; collect the responses (see the module)."""
     with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-        try:
+        with contextlib.suppress(BrokenPipeError, ConnectionResetError):
             sock.sendall(data)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
         raw, closed = read_all(sock, quiet)
     return Exchange(raw, closed, parse_statuses(raw))
 
