@@ -1,4 +1,5 @@
-"""`shoal run` supervises its workers: a stuck drain ends, a dead worker is replaced, none is orphaned."""
+"""`shoal run` supervises its workers: a stuck drain ends, a dead worker is replaced,
+none is orphaned."""
 
 from __future__ import annotations
 
@@ -45,14 +46,16 @@ def wait_until(condition: object, timeout: float) -> bool:
 
 
 def test_a_stuck_handler_cannot_hold_shutdown_past_the_drain_timeout() -> None:
-    with running_server("granian-rsgi", TARGET, ["--drain-timeout", "1"]) as server:
-        with socket.create_connection(("127.0.0.1", port_of(server))) as stuck:
-            stuck.sendall(b"GET /sleep/600 HTTP/1.1\r\nHost: x\r\n\r\n")
-            time.sleep(0.3)
-            started = time.monotonic()
-            os.kill(server.process.pid, signal.SIGTERM)
-            server.process.wait(timeout=15)
-            assert time.monotonic() - started < 10
+    with (
+        running_server("granian-rsgi", TARGET, ["--drain-timeout", "1"]) as server,
+        socket.create_connection(("127.0.0.1", port_of(server))) as stuck,
+    ):
+        stuck.sendall(b"GET /sleep/600 HTTP/1.1\r\nHost: x\r\n\r\n")
+        time.sleep(0.3)
+        started = time.monotonic()
+        os.kill(server.process.pid, signal.SIGTERM)
+        server.process.wait(timeout=15)
+        assert time.monotonic() - started < 10
     assert "refused to gracefully stop" in server.output()
 
 
