@@ -56,6 +56,46 @@ def unsendable(request: Request, response: Response) -> Response:
     return problem_response(HTTPError(500, "The server hit an internal error; it has been logged."))
 
 
+def framing_error(
+    http_version: str, hosts: int, codings: list[str] | None, has_length: bool
+) -> Response | None:
+    """The answer to a request whose head breaks HTTP/1.1's framing rules, or None.
+
+    Checked by the adapters on every request, beyond what the servers check
+    (granian and uvicorn accept all of these): HTTP/1.1 needs exactly one
+    `Host` (RFC 9112 §3.2); the only transfer coding shoal reads is a single
+    `chunked` (§6.1: an unknown coding is a 501, a repeated one or any on
+    HTTP/1.0 is faulty framing, and so is a `Content-Length` beside it: the
+    request-smuggling pair, which a proxy in front may read the other way).
+    Each answer closes the connection: after a framing error the next
+    request cannot be found. `codings` is the list of `Transfer-Encoding`
+    values, or None when there is none (the common case, kept cheap);
+    `has_length` says whether a `Content-Length` came too.
+    """
+    if hosts != 1 and http_version == "1.1":
+        detail = "An HTTP/1.1 request must carry exactly one Host header."
+        return _closing(HTTPError(400, f"{detail} It had {hosts}."))
+    if codings is None:
+        return None
+    names = [name.strip().lower() for value in codings for name in value.split(",")]
+    if http_version == "1.0":
+        return _closing(HTTPError(400, "Transfer-Encoding is not allowed in HTTP/1.0."))
+    if has_length:
+        return _closing(HTTPError(400, "Content-Length and Transfer-Encoding together."))
+    if names == ["chunked"]:
+        return None
+    unknown = [name for name in names if name != "chunked"]
+    if unknown:
+        coding = printable(unknown[0])
+        return _closing(HTTPError(501, f"Transfer-Encoding {coding!r} is not supported."))
+    return _closing(HTTPError(400, "Transfer-Encoding must be a single 'chunked'."))
+
+
+def _closing(error: HTTPError) -> Response:
+    error.headers["connection"] = "close"
+    return problem_response(error)
+
+
 class Adapter:
     """Base of the protocol adapters: `_handle` is the app's composed entry handler."""
 

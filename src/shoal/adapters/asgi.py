@@ -11,8 +11,8 @@ from typing import Any
 from .._supervision import apply_limit_overrides, supervise
 from ..errors import BadRequest
 from ..requests import BODYLESS_METHODS, Connection, Request, uri_too_long
-from ..responses import StreamingResponse, problem_response
-from ._base import Adapter, drop_unread_body, unsendable
+from ..responses import Response, StreamingResponse, problem_response
+from ._base import Adapter, drop_unread_body, framing_error, unsendable
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -76,6 +76,22 @@ class ASGIAdapter(Adapter):
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = self.app
+        hosts = 0
+        codings: list[str] | None = None
+        has_length = False
+        for name, value in scope.get("headers", ()):
+            if name == b"host":
+                hosts += 1
+            elif name == b"transfer-encoding":
+                codings = [*(codings or []), value.decode("latin-1")]
+            elif name == b"content-length":
+                has_length = True
+        if hosts != 1 or codings is not None:
+            version = scope.get("http_version", "1.1")
+            refused = framing_error(version, hosts, codings, has_length)
+            if refused is not None:  # the body's framing is not to be trusted: not read
+                await self._send_complete(send, refused)
+                return
         client = scope.get("client")
         body = _Body(receive, scope)
         request = Request(
@@ -97,33 +113,39 @@ class ASGIAdapter(Adapter):
             if not 200 <= response.status <= 599:
                 response = unsendable(request, response)
         await drop_unread_body(response, not body.done, body.read)
+        if not isinstance(response, StreamingResponse):
+            await self._send_complete(send, response)
+            return
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.with_length()]
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        if isinstance(response, StreamingResponse):
-            # ASGI servers report a client that hangs up only through receive():
-            # watch it (once the body is read, so no chunk is stolen) and stop
-            # the stream at its next chunk, so its iterator is closed.
-            gone = asyncio.ensure_future(_wait_disconnect(receive)) if body.done else None
+        # ASGI servers report a client that hangs up only through receive():
+        # watch it (once the body is read, so no chunk is stolen) and stop
+        # the stream at its next chunk, so its iterator is closed.
+        gone = asyncio.ensure_future(_wait_disconnect(receive)) if body.done else None
 
-            async def send_chunk(chunk: bytes) -> None:
-                if gone is not None and gone.done():
-                    raise ConnectionResetError("the client disconnected")
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        async def send_chunk(chunk: bytes) -> None:
+            if gone is not None and gone.done():
+                raise ConnectionResetError("the client disconnected")
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
-            try:
-                # an iterator that fails midway propagates out of the app: the
-                # server logs it once and aborts the connection (ASGI's only
-                # way to end a started response with an error)
-                await response.send_to(send_chunk)
-            finally:
-                if gone is not None:
-                    gone.cancel()
-                    if gone.done() and not gone.cancelled():
-                        gone.exception()  # a receive() that failed: retrieved, not lost
-            with contextlib.suppress(OSError):  # the client is gone; send_to logged it
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-        else:
-            await send({"type": "http.response.body", "body": response.body})
+        try:
+            # an iterator that fails midway propagates out of the app: the
+            # server logs it once and aborts the connection (ASGI's only
+            # way to end a started response with an error)
+            await response.send_to(send_chunk)
+        finally:
+            if gone is not None:
+                gone.cancel()
+                if gone.done() and not gone.cancelled():
+                    gone.exception()  # a receive() that failed: retrieved, not lost
+        with contextlib.suppress(OSError):  # the client is gone; send_to logged it
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    @staticmethod
+    async def _send_complete(send: Send, response: Response) -> None:
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.with_length()]
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": response.body})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:

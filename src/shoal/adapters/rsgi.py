@@ -14,7 +14,7 @@ from .._supervision import apply_limit_overrides, supervise
 from ..errors import BadRequest
 from ..requests import BODYLESS_METHODS, Request, uri_too_long
 from ..responses import StreamingResponse, problem_response
-from ._base import Adapter, drop_unread_body, unsendable
+from ._base import Adapter, drop_unread_body, framing_error, unsendable
 from ._socket import abort, acked, find_connection
 
 if TYPE_CHECKING:
@@ -128,6 +128,16 @@ class RSGIAdapter(Adapter):
             proto.close(403)
             return
         request = _RSGIRequest(scope, proto, self.app)
+        headers = scope.headers
+        hosts = len(headers.get_all("host"))
+        codings = headers.get_all("transfer-encoding") if "transfer-encoding" in headers else None
+        if hosts != 1 or codings is not None:
+            refused = framing_error(
+                scope.http_version, hosts, codings, "content-length" in headers
+            )
+            if refused is not None:  # the body's framing is not to be trusted: not read
+                proto.response_bytes(refused.status, refused.headers, refused.body)
+                return
         if len(scope.path) > self._max_line:
             response = problem_response(uri_too_long(self._max_line))
         else:
