@@ -28,7 +28,14 @@ from ._handlers import HandlerPlan, Planner
 from ._logsafe import printable
 from ._threadpool import DEFAULT_QUEUE, DEFAULT_THREADS, PoolStatistics, ThreadPool, bind
 from .datastructures import State
-from .errors import ConfigurationError, HTTPError, MethodNotAllowed, NotFound, StartupError
+from .errors import (
+    BadRequest,
+    ConfigurationError,
+    HTTPError,
+    MethodNotAllowed,
+    NotFound,
+    StartupError,
+)
 from .limits import Limits
 from .requests import BODYLESS_METHODS, Request
 from .responses import Response, check_status, problem_response, to_response
@@ -536,6 +543,9 @@ class App:
 
     async def _unrouted(self, request: Request, exc: HTTPError) -> Response:
         """No route answers: a mounted app, a trailing-slash redirect, or the 404/405."""
+        if not request.path.startswith("/") and request.path != "*":
+            # `GET pid HTTP/1.1`, `CONNECT host:443`: no target a route could have
+            return problem_response(BadRequest(detail="The request target must start with '/'."))
         try:
             mount = self.mounts.find(request.path) if self.mounts else None
             if mount is not None:

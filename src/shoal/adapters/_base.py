@@ -91,6 +91,12 @@ def framing_error(
     return _closing(HTTPError(400, "Transfer-Encoding must be a single 'chunked'."))
 
 
+def head_too_large(limit: int) -> Response:
+    """The 431 for a header section over `max_header_size`; it closes the connection."""
+    detail = f"The request's headers are over this service's limit of {limit} bytes."
+    return _closing(HTTPError(431, detail))
+
+
 def _closing(error: HTTPError) -> Response:
     error.headers["connection"] = "close"
     return problem_response(error)

@@ -12,7 +12,7 @@ from .._supervision import apply_limit_overrides, supervise
 from ..errors import BadRequest
 from ..requests import BODYLESS_METHODS, Connection, Request, uri_too_long
 from ..responses import Response, StreamingResponse, problem_response
-from ._base import Adapter, drop_unread_body, framing_error, unsendable
+from ._base import Adapter, drop_unread_body, framing_error, head_too_large, unsendable
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -79,13 +79,18 @@ class ASGIAdapter(Adapter):
         hosts = 0
         codings: list[str] | None = None
         has_length = False
+        size = 0
         for name, value in scope.get("headers", ()):
+            size += len(name) + len(value) + 4
             if name == b"host":
                 hosts += 1
             elif name == b"transfer-encoding":
                 codings = [*(codings or []), value.decode("latin-1")]
             elif name == b"content-length":
                 has_length = True
+        if size > app.limits.max_header_size:  # granian checks this itself; uvicorn does not
+            await self._send_complete(send, head_too_large(app.limits.max_header_size))
+            return
         if hosts != 1 or codings is not None:
             version = scope.get("http_version", "1.1")
             refused = framing_error(version, hosts, codings, has_length)

@@ -138,7 +138,7 @@ class RSGIAdapter(Adapter):
             if refused is not None:  # the body's framing is not to be trusted: not read
                 proto.response_bytes(refused.status, refused.headers, refused.body)
                 return
-        if len(scope.path) > self._max_line:
+        if len(request.path) > self._max_line:
             response = problem_response(uri_too_long(self._max_line))
         else:
             response = await (self._handle or self._compose())(request)
