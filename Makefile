@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test deps lint typecheck pytest clean bench
+.PHONY: run test deps lint typecheck pytest clean bench fuzz soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,19 @@ pytest: /usr/bin/chromium
 ## make bench: shoal against its peers with wrk; writes docs/benchmarks.md (BENCH_ARGS=--quick for a smoke)
 bench:
 	$(PYTHON) -m bench $(BENCH_ARGS)
+
+## make fuzz: atheris, coverage-guided, on both adapters (FUZZ_SECONDS=600; corpus in .fuzz/)
+FUZZ_SECONDS ?= 600
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[fuzz]'
+	mkdir -p .fuzz/corpus
+	cd .fuzz && PYTHONPATH=$(CURDIR) ../$(BIN)/python -m tests.hardening.atheris_harness corpus \
+	  -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
+
+## make soak: bounded wrk load with slowloris, slow-body and slow-reader clients mixed in (SOAK_SECONDS=60)
+SOAK_SECONDS ?= 60
+soak: $(STAMP)
+	$(BIN)/python -m tests.hardening.soak --seconds $(SOAK_SECONDS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

@@ -25,6 +25,7 @@ def test_internal_machinery_lives_in_private_modules() -> None:
         "datastructures",
         "db",
         "errors",
+        "limits",
         "openapi",
         "requests",
         "responses",

@@ -23,6 +23,7 @@ from .errors import (
     StartupError,
     ValidationError,
 )
+from .limits import Limits
 from .requests import Request
 from .responses import JSONResponse, Response, StreamingResponse
 from .watchdog import StallReport, WatchdogStatistics
@@ -48,6 +49,7 @@ __all__ = [
     "IntegrityError",
     "JSONResponse",
     "Lifecycle",
+    "Limits",
     "MethodNotAllowed",
     "Middleware",
     "MigrationError",
