@@ -61,8 +61,17 @@ def supervise() -> None:
 
 
 def apply_limit_overrides(app: App) -> None:
-    """Apply the limits `shoal run` was given on its command line to `app`."""
+    """Apply the limits `shoal run` gave on its command line to `app`, then its memory limit."""
     raw = os.environ.get(LIMITS_ENV)
     if raw:
         overrides: dict[str, Any] = msgspec.json.decode(raw)
         app.set_limits(**overrides)
+    limit = app.limits.memory_limit
+    if limit is not None:
+        # RLIMIT_DATA bounds the process's private writable memory: an
+        # allocation past it raises MemoryError in the code that asked, which
+        # fails that request (a 500) and leaves the worker serving the others
+        _, hard = resource.getrlimit(resource.RLIMIT_DATA)
+        if hard != resource.RLIM_INFINITY:
+            limit = min(limit, hard)
+        resource.setrlimit(resource.RLIMIT_DATA, (limit, hard))

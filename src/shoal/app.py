@@ -158,7 +158,8 @@ class App:
     `max_body_size` bounds request bodies (413 past it); it and the other
     limits on clients (`max_header_size`, `max_request_line`,
     `header_timeout`, `body_timeout`, `keep_alive`, `max_connections`,
-    `backlog`, `handler_timeout`, `drain_timeout`, `stream_buffer`) are
+    `backlog`, `handler_timeout`, `drain_timeout`, `stream_buffer`,
+    `memory_limit`) are
     described, with their defaults, in `shoal.limits`; `app.limits` holds
     them all. `threads` (40) and
     `max_queue` (200) size the pool that runs plain `def` handlers, mounted
@@ -189,6 +190,7 @@ class App:
         handler_timeout: float | None = Limits.handler_timeout,
         drain_timeout: float = Limits.drain_timeout,
         stream_buffer: int = Limits.stream_buffer,
+        memory_limit: int | None = Limits.memory_limit,
         threads: int = DEFAULT_THREADS,
         max_queue: int = DEFAULT_QUEUE,
         stall_threshold: float | None = DEFAULT_STALL_THRESHOLD,
@@ -211,6 +213,7 @@ class App:
             handler_timeout=handler_timeout,
             drain_timeout=drain_timeout,
             stream_buffer=stream_buffer,
+            memory_limit=memory_limit,
         )
         self.max_body_size = max_body_size
         self._handler_timeout = handler_timeout

@@ -100,6 +100,7 @@ _LIMIT_OPTIONS: dict[str, tuple[Callable[[str], Any], str]] = {
     "handler_timeout": (float, "seconds a handler may run (504 past it; default: no limit)"),
     "drain_timeout": (float, "seconds a worker may drain after SIGTERM before it is killed"),
     "stream_buffer": (int, "bytes a streamed response may run ahead of its client"),
+    "memory_limit": (int, "bytes of data a worker may hold (RLIMIT_DATA; default: no limit)"),
 }
 
 

@@ -17,6 +17,7 @@ its options (`--body-timeout 10`) override them. Who enforces which:
 | `handler_timeout` | off | shoal | 504, the handler's task cancelled |
 | `drain_timeout` | 30 s | `shoal run` | the worker is killed |
 | `stream_buffer` | 256 KiB | shoal | the stream's iterator waits |
+| `memory_limit` | off | the kernel (a worker's `RLIMIT_DATA`) | MemoryError: a 500 |
 
 granian starts its header timer when a connection waits for a request head,
 so `header_timeout` is also how long an idle keep-alive connection stays
@@ -48,6 +49,7 @@ class Limits:
     handler_timeout: float | None = None
     drain_timeout: float = 30.0
     stream_buffer: int = 256 * 1024
+    memory_limit: int | None = None
 
     def __post_init__(self) -> None:
         for field in fields(self):
