@@ -269,6 +269,9 @@ class FakeProtocol:
             yield self.body
         yield b""
 
+    def client_disconnect(self) -> asyncio.Future[None]:
+        return asyncio.get_running_loop().create_future()  # the client never leaves
+
     def response_bytes(self, status: int, headers: list[tuple[str, str]], body: bytes) -> None:
         for name, value in headers:
             if not isinstance(name, str) or not isinstance(value, str):

@@ -143,7 +143,7 @@ CASES: dict[str, Case] = {
     "target-no-slash": Case(req(b"GET pid HTTP/1.1"), (400,), False, uvicorn=((400,), True)),
     # -- Expect, pipelining, persistence
     "expect-oversized": Case(req(b"POST /size HTTP/1.1", b"Expect: 100-continue\r\nContent-Length: 10000000\r\n"),
-                             (100, 413), True, why="refused before the body: closed, not read"),
+                             (413,), True, why="refused before the body is asked for: no 100, closed"),
     "expect-small": Case(req(b"POST /size HTTP/1.1", b"Expect: 100-continue\r\nContent-Length: 3\r\n", b"abc"),
                          (100, 200), False),
     "pipeline-bad-middle": Case(OK + req(b"GET / HTTP/1.1", b"X A: b\r\n") + OK, (200, 400), True,

@@ -23,7 +23,10 @@ CLOSE = ("connection", "close")
 
 
 async def drop_unread_body(
-    response: Response, unread: bool, chunks: Callable[[], AsyncIterator[bytes]]
+    request: Request,
+    response: Response,
+    unread: bool,
+    chunks: Callable[[], AsyncIterator[bytes]],
 ) -> None:
     """Before a complete response is written, drop what is left of an unread body.
 
@@ -34,9 +37,16 @@ async def drop_unread_body(
     `unread` is the adapter's word that body bytes may remain; `chunks()`
     iterates them. When the rest of the body does not come (too big, too
     slow), the response closes the connection: the next request could not
-    be told apart from the body's remains.
+    be told apart from the body's remains. A body refused for its size (413)
+    or one its client waits to be asked for (`Expect: 100-continue`) is not
+    read at all: the connection closes after the answer, and the client is
+    never told to send what would be thrown away.
     """
-    if unread and not isinstance(response, StreamingResponse) and not await discard(chunks()):
+    if not unread or isinstance(response, StreamingResponse):
+        return
+    expect = request.headers.get("expect", "").lower()
+    unwanted = response.status == 413 or expect == "100-continue"
+    if unwanted or not await discard(chunks()):
         response.headers = [*response.headers, CLOSE]
 
 

@@ -117,7 +117,7 @@ class ASGIAdapter(Adapter):
             response = await (self._handle or self._compose())(request)
             if not 200 <= response.status <= 599:
                 response = unsendable(request, response)
-        await drop_unread_body(response, not body.done, body.read)
+        await drop_unread_body(request, response, not body.done, body.read)
         if not isinstance(response, StreamingResponse):
             await self._send_complete(send, response)
             return

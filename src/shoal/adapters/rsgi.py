@@ -196,7 +196,7 @@ class RSGIAdapter(Adapter):
             return
         if request.method not in BODYLESS_METHODS:
             await drop_unread_body(
-                response, not hasattr(request, "_finished"), lambda: _read_body(request)
+                request, response, not hasattr(request, "_finished"), lambda: _read_body(request)
             )
         proto.response_bytes(response.status, response.headers, response.body)
 
