@@ -48,7 +48,7 @@ fuzz: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[fuzz]'
 	mkdir -p .fuzz/corpus
 	cd .fuzz && PYTHONPATH=$(CURDIR) ../$(BIN)/python -m tests.hardening.atheris_harness corpus \
-	  -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
+	  -dict=$(CURDIR)/tests/hardening/fuzz.dict -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
 
 ## make soak: bounded wrk load with slowloris, slow-body and slow-reader clients mixed in (SOAK_SECONDS=60)
 SOAK_SECONDS ?= 60

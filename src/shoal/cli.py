@@ -88,7 +88,7 @@ def _python_files() -> Any:
     return PythonFilter
 
 
-# `shoal run` options for the fields of `Limits`: (option, type, help)
+# `shoal run` options for the fields of `Limits` (`--body-timeout`...): (type, help)
 _LIMIT_OPTIONS: dict[str, tuple[Callable[[str], Any], str]] = {
     "max_body_size": (int, "largest request body, bytes (413 past it)"),
     "max_header_size": (int, "largest request head, bytes (431 past it)"),

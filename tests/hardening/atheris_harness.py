@@ -6,7 +6,7 @@ adapter in-process (tests/hardening/fuzzing.py). A `Violation` (an exception
 out of an adapter, a 5xx other than 501, not exactly one response) is a
 crash: atheris stops and writes the input to crash-<hash>.
 
-    python -m tests.hardening.atheris_harness -runs=200000
+    python -m tests.hardening.atheris_harness -runs=200000 -dict=tests/hardening/fuzz.dict
     python -m tests.hardening.atheris_harness -max_total_time=600
 """
 
@@ -18,6 +18,9 @@ from typing import Any
 import atheris
 
 with atheris.instrument_imports(include=["shoal"]):
+    # the adapters are imported on first use by the app: import them here, instrumented
+    import shoal.adapters.asgi
+    import shoal.adapters.rsgi  # noqa: F401
     from tests.hardening.fuzzing import Runner, drive_asgi, drive_rsgi
 
 METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
