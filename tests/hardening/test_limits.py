@@ -7,6 +7,7 @@ import resource
 import socket
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -150,3 +151,17 @@ def test_the_app_limits_reach_the_worker(server: Server) -> None:
     # from --handler-timeout, which the app itself leaves off
     answer = get(port_of(server), "/pid")
     assert json.loads(answer.raw.partition(b"\r\n\r\n")[2])["pid"] > 0
+
+
+def test_shoal_run_raises_the_open_file_limit_to_its_hard_maximum() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (min(1024, hard), hard))  # inherited
+    try:
+        with running_server("granian-rsgi", "tests.apps.hardening:app") as server:
+            answer = get(port_of(server), "/pid")
+            pid = json.loads(answer.raw.partition(b"\r\n\r\n")[2])["pid"]
+            limits = Path(f"/proc/{pid}/limits").read_text()
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    line = next(line for line in limits.splitlines() if line.startswith("Max open files"))
+    assert line.split()[3:5] == [str(hard), str(hard)], line
