@@ -19,9 +19,10 @@ run: $(STAMP)
 ## make test: install everything the tests need, then ruff, mypy and the whole pytest suite
 test: $(STAMP) lint typecheck pytest
 
-## make deps: system packages the tests need (PostgreSQL's server, via apt-get when missing)
+## make deps: system packages the tests need (PostgreSQL's and Redis's servers, via apt-get when missing)
 deps:
 	sh scripts/postgres.sh
+	sh scripts/redis.sh
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests examples bench

@@ -120,7 +120,9 @@ def machine() -> dict[str, str]:
         capture_output=True, text=True, check=False,
     ).stdout.strip()  # fmt: skip
     wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
-    go = subprocess.run(["go", "version"], capture_output=True, text=True, check=False)
+    go_path = shutil.which("go")  # a run without the Go peer may have no Go at all
+    go = subprocess.run([go_path or "false", "version"], capture_output=True, text=True,
+                        check=False)  # fmt: skip
     return {
         "cores": str(os.cpu_count() or 1),
         "cpu": model,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -101,12 +101,15 @@ def run_wrk(
     pipeline: int = 1,
     threads: int = 1,
     cpus: Sequence[int] = (),
+    headers: Mapping[str, str] | None = None,
 ) -> Load:
     """Load `url` for `seconds` with `connections` over `threads` wrk threads."""
     command = [
         "wrk", f"-t{threads}", f"-c{max(connections, threads)}", f"-d{max(seconds, 1):.0f}s",
         "--timeout", "5s", "--latency", "-s", str(script_path), url,
     ]  # fmt: skip
+    for name, value in (headers or {}).items():
+        command[1:1] = ["-H", f"{name}: {value}"]
     if pipeline > 1:
         command += ["--", str(pipeline)]
     if cpus:

@@ -26,6 +26,8 @@ TYPED = ("params-typed",)
 """Typed parameters: shoal (typed and by hand), FastAPI and Litestar (issue 6)."""
 DATABASE = ("db", "queries", "updates", "fortunes")
 """TechEmpower's database workloads, on one PostgreSQL (issue 5)."""
+AUTH = ("auth-open", "auth-rs256", "auth-eddsa")
+"""A JWT-protected route and its unprotected twin: shoal and FastAPI (issue 15)."""
 
 
 @dataclass(frozen=True)
@@ -94,11 +96,12 @@ def _gunicorn(worker_class: str, target: str, threads: int = 1) -> Command:
     return command
 
 
-def _shoal(target: str) -> Command:
+def _shoal(target: str, *extra: str) -> Command:
     def command(bin_dir: Path, port: int, workers: int) -> list[str]:
         return [
             str(bin_dir / "shoal"), "run", target, "--host", "127.0.0.1",
-            "--port", str(port), "--workers", str(workers), "--log-level", "warning",
+            "--port", str(port), "--workers", str(workers),
+            *(extra or ("--log-level", "warning")),
         ]  # fmt: skip
 
     return command
@@ -124,7 +127,7 @@ def _go(bin_dir: Path, port: int, workers: int) -> list[str]:
 
 PEERS: list[Peer] = [
     Peer("shoal", "shoal (granian RSGI)", "shoal", _shoal("bench.apps.shoal_app:app"),
-         workloads=(*CORE, *TYPED)),
+         workloads=(*CORE, *TYPED, *AUTH)),
     Peer("granian-rsgi", "bare granian RSGI", "ceiling",
          _granian("rsgi", "bench.apps.granian_rsgi:app")),
     Peer("raw-asgi", "raw ASGI on uvicorn", "ceiling",
@@ -139,7 +142,7 @@ PEERS: list[Peer] = [
     Peer("starlette-granian", "Starlette on granian (ASGI)", "framework",
          _granian("asgi", "bench.apps.starlette_app:app")),
     Peer("fastapi", "FastAPI on uvicorn", "framework", _uvicorn("bench.apps.fastapi_app:app"),
-         workloads=(*CORE, *TYPED)),
+         workloads=(*CORE, *TYPED, *AUTH)),
     Peer("litestar", "Litestar on uvicorn", "framework", _uvicorn("bench.apps.litestar_app:app"),
          workloads=(*CORE, *TYPED)),
     Peer("falcon", "Falcon (ASGI) on uvicorn", "framework",
@@ -156,10 +159,19 @@ PEERS: list[Peer] = [
     # -- shoal variants and extra peers, each for one of the issues' targets --
     Peer("shoal-no-watchdog", "shoal, watchdog off (stall_threshold=None)", "variant",
          _shoal("bench.apps.shoal_no_watchdog:app"), workloads=("json",)),
+    Peer("shoal-ops-off", "shoal, operations off (no health, metrics, request ids)", "variant",
+         _shoal("bench.apps.shoal_ops_off:app"), workloads=("json",)),
+    Peer("shoal-access-log", "shoal, JSON access log on (a line per request)", "variant",
+         _shoal("bench.apps.shoal_access_log:app", "--access-log", "--log-format", "json"),
+         workloads=("json",)),
     Peer("shoal-flask", f"Flask app mounted in shoal ({SYNC_THREADS} threads)", "variant",
          _shoal("bench.apps.shoal_flask:app"), workloads=("json",)),
     Peer("shoal-untyped", "shoal, same handler reading request.query by hand", "variant",
          _shoal("bench.apps.shoal_untyped:app"), workloads=TYPED),
+    Peer("shoal-jwt-nocache", "shoal, every token's signature verified (cache_size=0)",
+         "variant", _shoal("bench.apps.shoal_jwt_nocache:app"), workloads=AUTH[1:]),
+    Peer("shoal-ratelimited", "shoal, in-process rate limit on every request", "variant",
+         _shoal("bench.apps.shoal_ratelimited:app"), workloads=("json",)),
     Peer("flask-gunicorn-1", "Flask on gunicorn gthread (--threads 1, its default)",
          "framework", _gunicorn("gthread", "bench.apps.flask_app:app", threads=1),
          workloads=("sync-io",)),

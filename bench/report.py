@@ -257,6 +257,17 @@ def targets(results: Sequence[Result]) -> list[Target]:
         "(goal: under 2 %; a negative cost is noise: the two runs differ by less than this "
         "machine can resolve).",
     ))  # fmt: skip
+    operations = _ratio(json_rows, "shoal", "shoal-ops-off")
+    found.append(Target(
+        "`json`: operations' defaults (health and metrics routes, metrics recorded, request "
+        "ids) vs the same app with all of them off", operations, 0.95, _label("shoal-ops-off"),
+        _cpu_ratio(json_rows, "shoal-ops-off"),
+    ))  # fmt: skip
+    found.append(Target(
+        "`json`: the JSON access log on (a line written per request) vs operations off",
+        _ratio(json_rows, "shoal-access-log", "shoal-ops-off"), 0.8, _label("shoal-ops-off"),
+        _cpu_ratio(json_rows, "shoal-ops-off", "shoal-access-log"),
+    ))  # fmt: skip
     found.append(Target(
         "`json`: a Flask app mounted in shoal (`app.mount(\"/\", flask_app)`) vs the same "
         f"Flask app on gunicorn gthread ({SYNC_THREADS} threads each)",
@@ -280,6 +291,37 @@ def targets(results: Sequence[Result]) -> list[Target]:
     found.append(_versus_best(groups.get("db", []), "db", 1.1, RESET_NOTE))
     found.append(_versus_best(
         groups.get("fortunes", []), "fortunes", 1.1, "The same pools and reset setting as `db`.",
+    ))  # fmt: skip
+    found.extend(_auth_targets(groups, json_rows))
+    return found
+
+
+def _auth_targets(groups: dict[str, list[Result]], json_rows: Sequence[Result]) -> list[Target]:
+    """Issue 15: a JWT-protected route vs FastAPI's, and the rate limiter's cost."""
+    found = []
+    open_rps = _rps(groups.get("auth-open", []), "shoal")
+    for workload, alg in (("auth-rs256", "RS256"), ("auth-eddsa", "EdDSA")):
+        rows = groups.get(workload, [])
+        protected = _rps(rows, "shoal")
+        uncached = _ratio(rows, "shoal-jwt-nocache", "fastapi")
+        found.append(Target(
+            f"`{workload}`: shoal's JWT-protected route vs FastAPI's (HTTPBearer + PyJWT)",
+            _ratio(rows, "shoal", "fastapi"), 2.0, _label("fastapi"),
+            _cpu_ratio(rows, "fastapi"),
+            (f"The protected route keeps {protected / open_rps * 100:.0f} % of its "
+             f"unprotected twin's req/s (`auth-open`)." if protected and open_rps else "")
+            + (f" Verifying the {alg} signature on every request (`cache_size=0`) instead: "
+               f"{uncached:.2f}{TIMES} FastAPI." if uncached else ""),
+        ))  # fmt: skip
+    limited = _ratio(json_rows, "shoal-ratelimited", "shoal")
+    limited_cpu = _cpu_ratio(json_rows, "shoal-ratelimited", "shoal")
+    found.append(Target(
+        "`json`: the in-process rate limiter's cost, every request counted (GCRA, keyed by "
+        "client address, `RateLimit` headers) vs the same app without it",
+        limited, 0.95, _label("shoal"), None,
+        f"Cost: {_pct(limited)} of req/s, "
+        f"{_pct(1 / limited_cpu if limited_cpu else None)} more CPU per request (goal: at "
+        "most 5 %).",
     ))  # fmt: skip
     return found
 

@@ -98,12 +98,14 @@ def _measure_one(
     lua = script(BENCH_DIR / "lua", workload.pipeline)
     connections = workload.connections or settings.connections
     threads = max(1, len(pins.load))
+    headers = workload.request_headers()
     try:
         if first_round and settings.warmup > 0:
-            run_wrk(url, settings.warmup, connections, lua, workload.pipeline, threads, pins.load)
+            run_wrk(url, settings.warmup, connections, lua, workload.pipeline, threads, pins.load,
+                    headers)  # fmt: skip
         with PeakRSS(server.process.pid) as rss:
             load = run_wrk(url, settings.duration, connections, lua, workload.pipeline,
-                           threads, pins.load)  # fmt: skip
+                           threads, pins.load, headers)  # fmt: skip
     except LoadFailed as exc:
         result.na = f"load failed: {exc}"
         return

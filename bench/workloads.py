@@ -140,6 +140,23 @@ class Workload:
     description: str
     pipeline: int = 1
     connections: int | None = None  # None: the run's --connections
+    headers: Callable[[], dict[str, str]] | None = None  # sent with every request
+
+    def request_headers(self) -> dict[str, str]:
+        """The extra request headers (made when first asked: tokens are minted then)."""
+        return self.headers() if self.headers is not None else {}
+
+
+def _bearer(alg: str) -> Callable[[], dict[str, str]]:
+    def headers() -> dict[str, str]:
+        from .apps.auth import token
+
+        return {"Authorization": f"Bearer {token(alg)}"}
+
+    return headers
+
+
+_SUBJECT = {"sub": "bench-user"}
 
 
 WORKLOADS: list[Workload] = [
@@ -171,16 +188,27 @@ WORKLOADS: list[Workload] = [
     Workload("fortunes", "/fortunes", _fortunes,
              "TechEmpower fortunes: the `fortune` table plus one row added at request time, "
              "sorted by message, escaped into an HTML table"),
+    Workload("auth-open", "/open", _equal(_SUBJECT),
+             '`GET /open` answers `{"sub": "bench-user"}`: the protected route\'s twin, no '
+             "authentication"),
+    Workload("auth-rs256", "/protected", _equal(_SUBJECT),
+             "`GET /protected` with `Authorization: Bearer <JWT>` signed RS256 (2048-bit): "
+             "signature, `iss`, `aud`, `exp` verified, the `sub` claim answered",
+             headers=_bearer("RS256")),
+    Workload("auth-eddsa", "/protected", _equal(_SUBJECT),
+             "the same with an EdDSA (Ed25519) token", headers=_bearer("EdDSA")),
 ]  # fmt: skip
 
 BY_NAME = {workload.name: workload for workload in WORKLOADS}
 
 
-def fetch(port: int, path: str, timeout: float = 10.0) -> Answer:
+def fetch(
+    port: int, path: str, timeout: float = 10.0, headers: dict[str, str] | None = None
+) -> Answer:
     """GET `path` from 127.0.0.1:`port` and return the answer (header names lowercased)."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
-        connection.request("GET", path)
+        connection.request("GET", path, headers=headers or {})
         response = connection.getresponse()
         headers = {name.lower(): value for name, value in response.getheaders()}
         return Answer(response.status, headers, response.read())
@@ -190,7 +218,7 @@ def fetch(port: int, path: str, timeout: float = 10.0) -> Answer:
 
 def check(workload: Workload, port: int) -> None:
     """Raise `WrongAnswer` unless the server on `port` answers `workload` correctly."""
-    answer = fetch(port, workload.path)
+    answer = fetch(port, workload.path, headers=workload.request_headers())
     if answer.status != 200:
         raise WrongAnswer(f"status {answer.status}: {answer.body[:80]!r}")
     missing = [name for name in ("server", "date") if name not in answer.headers]

@@ -7,11 +7,20 @@ import time
 
 import msgspec
 
-from shoal import App, HTTPError
+from shoal import App, HTTPError, Secret, Settings
 from shoal.db import Database
 
+
+class Config(Settings):  # NOTES_DATABASE_URL, NOTES_PAGE_SIZE, from the environment or .env
+    env_prefix = "NOTES_"
+    env_file = ".env"
+    database_url: Secret[str] = Secret("sqlite://:memory:")  # never printed
+    page_size: int = 20
+
+
+config = Config.load()  # a missing or malformed variable stops startup, in one line
 app = App(title="notes")
-db = app.use(Database("sqlite://:memory:"))
+db = app.use(Database(config.database_url.reveal()))
 
 
 class NewNote(msgspec.Struct):
@@ -42,8 +51,8 @@ async def get_note(note_id: int, db: Database) -> Note:
     return Note(id=row["id"], text=row["text"])
 
 
-@app.get("/notes")
-async def search(db: Database, q: str = "", limit: int = 20) -> list[Note]:  # ?q=...&limit=...
+@app.get("/notes")  # ?q=...&limit=...
+async def search(db: Database, q: str = "", limit: int = config.page_size) -> list[Note]:
     rows = await db.fetch(
         "SELECT id, text FROM notes WHERE text LIKE $1 ORDER BY id LIMIT $2", f"%{q}%", limit
     )

@@ -11,7 +11,6 @@ into shoal's, so a duplicate still answers 409.
 
 from __future__ import annotations
 
-import os
 from types import TracebackType
 from typing import Any
 
@@ -20,7 +19,7 @@ from sqlalchemy import String, select
 from sqlalchemy.ext.asyncio import async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-from shoal import App, NotFound, Request
+from shoal import App, NotFound, Request, Secret, Settings
 from shoal.db import IntegrityError
 
 
@@ -71,10 +70,16 @@ class Orm:
         await self.engine.dispose()
 
 
+class Config(Settings):
+    """No prefix: the conventional `DATABASE_URL`, checked and never printed."""
+
+    database_url: Secret[str] = Secret("postgresql://localhost/notes")
+
+
 def create_app(url: str | None = None) -> App:
     """The notes service on `url` (default: `DATABASE_URL`)."""
     app = App()
-    app.use(Orm(url or os.environ.get("DATABASE_URL", "postgresql://localhost/notes")))
+    app.use(Orm(url or Config.load().database_url.reveal()))
 
     @app.post("/notes")
     async def create_note(request: Request, orm: Orm) -> dict[str, Any]:

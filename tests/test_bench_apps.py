@@ -28,7 +28,7 @@ from bench.workloads import WORKLOADS, Answer, Workload, WrongAnswer, check, fet
 
 BIN = Path(sys.executable).parent
 DEV_PEERS = ["shoal", "granian-rsgi", "raw-asgi", "shoal-no-watchdog", "shoal-untyped",
-             "shoal-flask", "shoal-db"]  # fmt: skip
+             "shoal-flask", "shoal-db", "shoal-jwt-nocache", "shoal-ratelimited"]  # fmt: skip
 # shoal-db serves examples.techempower_db on a SQLite file here (PostgreSQL in the bench)
 PAIRS = [(p, w) for p in DEV_PEERS for w in WORKLOADS if PEERS[p].runs(w.name)]
 TRIO = ["shoal", "granian-rsgi", "raw-asgi"]

@@ -1,11 +1,15 @@
 """FastAPI on uvicorn (uvloop + httptools); `def` routes run in AnyIO's 40-thread pool."""
 
 import time
+from typing import Annotated
 
-from fastapi import FastAPI
+import jwt
+from fastapi import Depends, FastAPI, HTTPException, Security
 from fastapi.responses import PlainTextResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from . import MESSAGE, PLAINTEXT, SLEEP
+from .auth import AUDIENCE, ISSUER, KIDS, SUBJECT, public_pem
 
 app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
 
@@ -41,3 +45,33 @@ async def typed_item(
 def sync_io() -> dict[str, float]:
     time.sleep(SLEEP)
     return {"slept": SLEEP}
+
+
+# The auth-* workloads: FastAPI's security utilities (HTTPBearer) and PyJWT, as
+# FastAPI's documentation does it, with the key picked by `kid`.
+bearer = HTTPBearer()
+KEYS = {KIDS[alg]: public_pem(alg) for alg in ("RS256", "EdDSA")}
+
+
+async def claims(
+    credentials: Annotated[HTTPAuthorizationCredentials, Security(bearer)],
+) -> dict:
+    token = credentials.credentials
+    try:
+        key = KEYS[jwt.get_unverified_header(token).get("kid")]
+        return jwt.decode(
+            token, key, algorithms=["RS256", "EdDSA"], audience=AUDIENCE, issuer=ISSUER,
+            options={"require": ["exp", "iss", "aud", "sub"]},
+        )
+    except (KeyError, jwt.PyJWTError) as exc:
+        raise HTTPException(401, "invalid token", {"WWW-Authenticate": "Bearer"}) from exc
+
+
+@app.get("/open")
+async def open_route() -> dict[str, str]:
+    return {"sub": SUBJECT}
+
+
+@app.get("/protected")
+async def protected(token: Annotated[dict, Depends(claims)]) -> dict[str, str]:
+    return {"sub": token["sub"]}

@@ -8,14 +8,42 @@ variant differs from `app` in that setting alone.
 import time
 from typing import Any
 
+import msgspec
+
 from shoal import App, Request, Response
+from shoal.security import JWTBearer, Rate, RateLimit
 
 from . import PLAINTEXT, SLEEP, SYNC_THREADS
+from .auth import AUDIENCE, ISSUER, SUBJECT, public_jwks
 
 
-def build(*, typed: bool = True, **options: Any) -> App:
-    """The bench app; `typed=False` serves `/items` by reading the request by hand."""
+class BenchClaims(msgspec.Struct):
+    """The claims the `auth-*` workloads' protected route needs."""
+
+    sub: str
+
+
+def build(
+    *, typed: bool = True, jwt_cache: int = 10_000, rate_limited: bool = False, **options: Any
+) -> App:
+    """The bench app; `typed=False` serves `/items` by reading the request by hand,
+    `jwt_cache=0` verifies every token's signature on every request, `rate_limited`
+    puts the whole app under an (unreachable) in-process rate limit."""
     app = App(threads=SYNC_THREADS, **options)
+    if rate_limited:  # every request pays the limiter; none is refused
+        RateLimit(Rate(1e9, burst=10**9)).install(app)
+    JWTBearer(
+        BenchClaims, issuer=ISSUER, audience=AUDIENCE, algorithms=["RS256", "EdDSA"],
+        keys=public_jwks(), cache_size=jwt_cache,
+    ).install(app)
+
+    @app.get("/open")
+    async def open_route() -> dict[str, str]:
+        return {"sub": SUBJECT}
+
+    @app.get("/protected")
+    async def protected(claims: BenchClaims) -> dict[str, str]:
+        return {"sub": claims.sub}
 
     @app.get("/json")
     async def json() -> dict[str, str]:

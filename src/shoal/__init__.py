@@ -10,6 +10,7 @@ from .errors import (
     Conflict,
     DatabaseError,
     DatabaseUnavailable,
+    Forbidden,
     HTTPError,
     IntegrityError,
     MethodNotAllowed,
@@ -19,13 +20,17 @@ from .errors import (
     PayloadTooLarge,
     RouteConflict,
     ServiceUnavailable,
+    SettingsError,
     ShoalError,
     StartupError,
+    TooManyRequests,
+    Unauthorized,
     ValidationError,
 )
 from .limits import Limits
 from .requests import Request
 from .responses import JSONResponse, Response, StreamingResponse
+from .settings import Secret, Settings
 from .watchdog import StallReport, WatchdogStatistics
 from .wsgi import WSGIMount
 
@@ -42,6 +47,7 @@ __all__ = [
     "DatabaseUnavailable",
     "Depends",
     "Endpoint",
+    "Forbidden",
     "HTTPError",
     "Handler",
     "Header",
@@ -63,12 +69,17 @@ __all__ = [
     "Response",
     "RouteConflict",
     "RouteOptions",
+    "Secret",
     "ServiceUnavailable",
+    "Settings",
+    "SettingsError",
     "ShoalError",
     "StallReport",
     "StartupError",
     "State",
     "StreamingResponse",
+    "TooManyRequests",
+    "Unauthorized",
     "ValidationError",
     "WSGIMount",
     "WatchdogStatistics",

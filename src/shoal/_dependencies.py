@@ -106,6 +106,21 @@ class Provider:
     provides: Any = None
     kind: str = "call"  # call | resource | value
     deps: list[tuple[str, Any]] = dataclasses.field(default_factory=list)
+    style: str = dataclasses.field(init=False)
+    """How `func` is called, decided once: asyncgen | gen | async | sync (or the kind)."""
+    manager: Any = dataclasses.field(init=False, default=None)
+    """For generator providers, `func` as a context manager factory."""
+
+    def __post_init__(self) -> None:
+        func = self.func
+        if self.kind != "call":
+            self.style = self.kind
+        elif inspect.isasyncgenfunction(func):
+            self.style, self.manager = "asyncgen", contextlib.asynccontextmanager(func)
+        elif inspect.isgeneratorfunction(func):
+            self.style, self.manager = "gen", contextlib.contextmanager(func)
+        else:
+            self.style = "async" if is_async_callable(func) else "sync"
 
     @property
     def name(self) -> str:
@@ -198,19 +213,19 @@ class RequestScope:
 
     async def create(self, provider: Provider, kwargs: dict[str, Any]) -> Any:
         """Call `provider` with `kwargs`; a generator's cleanup joins this scope's stack."""
-        func = provider.func
-        if provider.kind == "value":
-            return func
-        if inspect.isasyncgenfunction(func):
+        style = provider.style
+        if style == "async":
+            return await provider.func(**kwargs)
+        if style == "value":
+            return provider.func
+        if style == "asyncgen":
             if self.stack is None:
                 self.stack = AsyncExitStack()
-            return await self.stack.enter_async_context(
-                contextlib.asynccontextmanager(func)(**kwargs)
-            )
-        if inspect.isgeneratorfunction(func):
+            return await self.stack.enter_async_context(provider.manager(**kwargs))
+        if style == "gen":
             if self.stack is None:
                 self.stack = AsyncExitStack()
-            manager = contextlib.contextmanager(func)(**kwargs)
+            manager = provider.manager(**kwargs)
             pool = self.container.thread_pool
             value = await pool.run(manager.__enter__)
 
@@ -223,9 +238,7 @@ class RequestScope:
 
             self.stack.push_async_exit(leave)
             return value
-        if is_async_callable(func):
-            return await func(**kwargs)
-        return await self.container.thread_pool.run(func, **kwargs)
+        return await self.container.thread_pool.run(provider.func, **kwargs)
 
     async def aclose(self, exc: BaseException | None = None) -> None:
         """Close the generator providers, newest first; `exc` is thrown into them."""

@@ -15,6 +15,8 @@ import enum
 import functools
 import inspect
 import logging
+import os
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
@@ -36,10 +38,14 @@ from .errors import (
     NotFound,
     StartupError,
 )
+from .health import Health, resource_check
 from .limits import Limits
+from .logs import AccessLog, install_record_factory, log_access, set_current_request
+from .metrics import Metrics, RouteStats, metrics_handler
 from .requests import BODYLESS_METHODS, Request
 from .responses import Response, check_status, problem_response, to_response
 from .routing import Mounts, Router, compile_template
+from .tracing import configured_tracer, trace_requests
 from .watchdog import DEFAULT_STALL_THRESHOLD, Watchdog, WatchdogStatistics
 from .wsgi import WSGIMount
 
@@ -73,7 +79,8 @@ class RouteOptions(TypedDict, total=False):
     the route's OpenAPI operation: `summary` and `description` (default: the
     handler's docstring), `tags`, `operation_id`, `deprecated`,
     `responses` (`{404: "No such user"}`), and `include_in_schema=False` to
-    leave the route out.
+    leave the route out. `rate_limit` is the route's own `shoal.security.Rate`
+    (None: no limit), read by the `RateLimit` middleware.
     """
 
     status: int
@@ -84,6 +91,7 @@ class RouteOptions(TypedDict, total=False):
     deprecated: bool
     responses: Mapping[int, str]
     include_in_schema: bool
+    rate_limit: Any  # a shoal.security.Rate or None; the middleware checks it at startup
 
 
 def _check_options(path: str, options: dict[str, Any]) -> RouteOptions:
@@ -116,6 +124,10 @@ class Endpoint:
     plan: HandlerPlan
     name: str
     options: RouteOptions = field(default_factory=lambda: RouteOptions())
+    stats: RouteStats | None = None
+    """Its metrics (None when the app has none)."""
+    observed: bool = True
+    """False for the operations routes (health, metrics): no metrics, ids or access log."""
 
 
 class Lifecycle(enum.Enum):
@@ -174,6 +186,16 @@ class App:
     left at shutdown. `title` and `version` head the OpenAPI document served
     at `openapi_url`, with an interactive page at `docs_url` (`None` turns
     either off).
+
+    Operations, on by default (see docs/production.md): `livez_url` and
+    `readyz_url` serve the health probes (`shoal.health`), `metrics_url` the
+    Prometheus metrics (`shoal.metrics`), and `request_ids` returns each
+    request's id in `X-Request-ID` and puts it on every log record made while
+    serving it (`shoal.logs`). `access_log` logs one line per request (off;
+    None reads `SHOAL_ACCESS_LOG`, which `shoal run --access-log` sets).
+    Each is `None`/`False` to turn it off. Traces (`shoal.tracing`) are on
+    when an OpenTelemetry tracer provider is configured, globally or here
+    (`tracer_provider`).
     """
 
     def __init__(
@@ -200,6 +222,12 @@ class App:
         version: str = "0.1.0",
         openapi_url: str | None = "/openapi.json",
         docs_url: str | None = "/docs",
+        tracer_provider: Any = None,
+        livez_url: str | None = "/livez",
+        readyz_url: str | None = "/readyz",
+        metrics_url: str | None = "/metrics",
+        request_ids: bool = True,
+        access_log: bool | None = None,
     ) -> None:
         self.limits = Limits(
             max_body_size=max_body_size,
@@ -235,9 +263,25 @@ class App:
         self._shutdown_hooks: list[Callable[[], Any]] = []
         self._entry: Handler = self._dispatch  # what handle() calls, once composed
         self._inner: Handler = self._dispatch  # the middleware chain, innermost is routing
+        self._direct = True  # whether _dispatch is the entry (no middleware, nothing observed)
         self._exit_stack: AsyncExitStack | None = None
         self._asgi: ASGIAdapter | None = None
         self._rsgi: RSGIAdapter | None = None
+        self.openapi_contributors: list[Callable[[App, dict[str, Any]], None]] = []
+        """Functions that complete the OpenAPI document (`shoal.security` adds its schemes)."""
+        self.health = Health(self.watchdog)
+        self.metrics: Metrics | None = Metrics(self) if metrics_url is not None else None
+        self._tracer_provider = tracer_provider
+        self._request_ids = request_ids
+        self._access_log = access_log
+        self._log_access: Callable[[Request, Response, float], None] = log_access
+        for url, handler in (
+            (livez_url, self.health.livez),
+            (readyz_url, self.health.readyz),
+            (metrics_url, metrics_handler(self.metrics) if self.metrics else None),
+        ):
+            if url is not None and handler is not None:
+                self.add_route(url, handler, include_in_schema=False).observed = False
         if openapi_url is not None:
             from .openapi import install  # openapi imports the app's modules, not the reverse
 
@@ -298,7 +342,8 @@ class App:
         compiled = compile_template(path)
         methods = [m.upper() for m in methods]
         plan = self.planner.plan(handler, compiled[0], checked.get("status", 200))
-        endpoint = Endpoint(path, methods, handler, plan, plan.name, checked)
+        stats = self.metrics.route(path) if self.metrics is not None else None
+        endpoint = Endpoint(path, methods, handler, plan, plan.name, checked, stats)
         self.router.add(path, methods, endpoint, compiled)
         self.endpoints.append(endpoint)
         return endpoint
@@ -351,6 +396,13 @@ class App:
         self._shutdown_hooks.append(hook)
         return hook
 
+    def readiness_check(self, check: F) -> F:
+        """Add `check` (sync or async, no arguments) to `/readyz`: raise or return False
+        when the service must not get traffic (see `shoal.health`)."""
+        self._check_registering("add a readiness check")
+        self.health.add(check)
+        return check
+
     def use(self, resource: R) -> R:
         """Open `resource` (an async context manager) at startup, close it at shutdown.
 
@@ -361,6 +413,12 @@ class App:
         """
         self._check_registering("add a resource")
         self.resources.append(resource)
+        found = resource_check(resource)
+        if found is not None:
+            self.health.add(found[1], found[0])
+        collect = getattr(resource, "collect_metrics", None)
+        if self.metrics is not None and callable(collect):
+            self.metrics.add_collector(collect)
         return resource
 
     # -- dependencies (see shoal._dependencies) -------------------------------
@@ -448,6 +506,7 @@ class App:
             # after startup: loading at start is no stall
             self.watchdog.start(self.endpoints, self._entry_codes(), self._route_of)
             stack.callback(self.watchdog.stop)
+            self._start_operations(stack)
         except BaseException as exc:
             self._lifecycle = Lifecycle.STOPPED
             await stack.aclose()
@@ -475,6 +534,35 @@ class App:
             if inspect.isawaitable(result):
                 await result
 
+    def _start_operations(self, stack: AsyncExitStack) -> None:
+        # `shoal run` shares a folder with its workers: metrics snapshots, drain marker
+        run_folder = os.environ.get("SHOAL_RUN_DIR")
+        if run_folder:
+            self.health.drain_marker = os.path.join(run_folder, "draining")
+        if self.metrics is not None:
+            self.metrics.start(run_folder)
+            stack.push_async_callback(self.metrics.stop)
+        if self._access_log is None:
+            self._access_log = os.environ.get("SHOAL_ACCESS_LOG", "") not in ("", "0")
+        self._log_access = log_access
+        log_format = os.environ.get("SHOAL_LOG_FORMAT")
+        if self._access_log and log_format:  # under `shoal run`: its own fast writer
+            writer = AccessLog(log_format)
+            stack.callback(writer.flush)
+            self._log_access = writer
+        install_record_factory()
+        tracer = configured_tracer(self._tracer_provider)
+        if tracer is not None:
+            skip = frozenset(e.template for e in self.endpoints if not e.observed)
+            untraced = self._entry
+            self._entry = trace_requests(untraced, tracer, skip)
+            stack.callback(setattr, self, "_entry", untraced)
+            for resource in self.resources:
+                use_tracer = getattr(resource, "use_tracer", None)
+                if callable(use_tracer):
+                    use_tracer(tracer)
+                    stack.callback(use_tracer, None)
+
     def _entry_codes(self) -> frozenset[CodeType]:
         # the frames that hold the request in a local named `request`, for the watchdog
         return frozenset({App._dispatch.__code__, App._guarded.__code__})
@@ -497,7 +585,9 @@ class App:
             for middleware in self._middleware:
                 chain = middleware(chain)
             self._inner = chain
-            self._entry = self._guarded if self._middleware else self._dispatch
+            observed = self.metrics or self._request_ids or self._access_log is not False
+            self._direct = not (self._middleware or observed)
+            self._entry = self._dispatch if self._direct else self._guarded
             self._lifecycle = Lifecycle.COMPOSED
         return self._entry
 
@@ -506,18 +596,40 @@ class App:
         return await self.compose()(request)
 
     # The HEAD rule (`Response.strip_body`) is applied once, by the entry
-    # handler: `_dispatch` when there is no middleware, else `_guarded`,
-    # around the middleware (which may answer a HEAD itself).
+    # handler: `_dispatch` when there is neither middleware nor anything to
+    # observe, else `_guarded`, around the middleware (which may answer a
+    # HEAD itself).
 
     async def _guarded(self, request: Request) -> Response:
         # around the middleware chain: an exception raised by a middleware
-        # itself becomes a problem response too
+        # itself becomes a problem response too; operations record here
+        metrics = self.metrics
+        started = time.perf_counter()
+        if metrics is not None:
+            metrics.in_progress += 1
+        set_current_request(request)
         try:
-            response = await self._inner(request)
-        except Exception as exc:
-            response = self._error_response(request, exc)
+            try:
+                response = await self._inner(request)
+            except Exception as exc:
+                response = self._error_response(request, exc)
+        finally:
+            if metrics is not None:
+                metrics.in_progress -= 1
         if request.method == "HEAD":
             response.strip_body()
+        endpoint = request.endpoint
+        if endpoint is None or endpoint.observed:
+            if self._request_ids:
+                response.headers = [*response.headers, ("x-request-id", request.id)]
+            seconds = time.perf_counter() - started
+            if metrics is not None:
+                stats = endpoint.stats if endpoint is not None else None
+                (stats or metrics.unmatched).samples.append(
+                    (request.method, response.status, seconds)
+                )
+            if self._access_log:
+                self._log_access(request, response, seconds)
         return response
 
     async def _dispatch(self, request: Request) -> Response:
@@ -532,6 +644,7 @@ class App:
                     allow = ", ".join(self.router.allowed(request.path))
                     return Response(status=204, headers=[("allow", allow)])
                 request.path_params = params
+                request.endpoint = endpoint
                 if method not in BODYLESS_METHODS:
                     request.check_declared_size()
                 if self._handler_timeout is None:
@@ -540,7 +653,7 @@ class App:
                     response = to_response(await self._timed(endpoint, request))
             except Exception as exc:
                 response = self._error_response(request, exc)
-        if method == "HEAD" and not self._middleware:  # else _guarded strips it
+        if method == "HEAD" and self._direct:  # else _guarded strips it
             response.strip_body()
         return response
 

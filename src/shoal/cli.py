@@ -3,20 +3,25 @@
 from __future__ import annotations
 
 import argparse
-import copy
 import dataclasses
 import importlib
 import json
+import logging
 import math
 import os
+import shutil
 import sys
+import tempfile
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 from ._supervision import LIMITS_ENV, SUPERVISOR_ENV, raise_fd_limit
 from .app import App
+from .errors import ConfigurationError
 from .limits import Limits
+from .logs import logging_config
 
 __all__ = ["load_app", "main"]
 
@@ -63,21 +68,42 @@ def _workers(value: str) -> int:
     return workers
 
 
-def _logging_config(level: str) -> dict[str, Any]:
-    from granian.log import LOGGING_CONFIG
+def _drain_grace(value: str | None) -> float:
+    if value is None:  # on Kubernetes, endpoints take a few seconds to forget a pod
+        return 5.0 if os.environ.get("KUBERNETES_SERVICE_HOST") else 0.0
+    try:
+        grace = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {value!r}") from None
+    if grace < 0:
+        raise argparse.ArgumentTypeError("--drain-grace cannot be negative")
+    return grace
 
-    config: dict[str, Any] = copy.deepcopy(LOGGING_CONFIG)
-    config["handlers"]["shoal"] = {
-        "formatter": "generic",
-        "class": "logging.StreamHandler",
-        "stream": "ext://sys.stderr",
-    }
-    config["loggers"]["shoal"] = {
-        "handlers": ["shoal"],
-        "level": level.upper(),
-        "propagate": False,
-    }
-    return config
+
+def _server_class() -> type[Any]:
+    """granian's server, with shoal's drain: readiness first, then the grace, then the stop."""
+    from granian import Granian
+
+    class Server(Granian):  # type: ignore[misc,valid-type]
+        drain_grace = 0.0
+        drain_marker = ""
+
+        def signal_handler_interrupt(self, *args: Any, **kwargs: Any) -> None:
+            if self.drain_grace <= 0 or os.path.exists(self.drain_marker):
+                super().signal_handler_interrupt(*args, **kwargs)  # a second signal: stop now
+                return
+            # every worker's /readyz answers 503 from now on; they keep serving
+            # for the grace period, while load balancers stop sending traffic
+            with open(self.drain_marker, "w"):
+                pass
+            logging.getLogger("shoal").info(
+                "draining: /readyz answers 503; stopping in %.1f s", self.drain_grace
+            )
+            timer = threading.Timer(self.drain_grace, super().signal_handler_interrupt)
+            timer.daemon = True
+            timer.start()
+
+    return Server
 
 
 def _python_files() -> Any:
@@ -120,7 +146,6 @@ def _limits(declared: Limits, args: argparse.Namespace) -> tuple[Limits, dict[st
 
 
 def _run(args: argparse.Namespace) -> int:
-    from granian import Granian
     from granian.constants import Interfaces
     from granian.http import HTTP1Settings
     from granian.log import LogLevels
@@ -161,7 +186,16 @@ def _run(args: argparse.Namespace) -> int:
     os.environ[LIMITS_ENV] = json.dumps(overrides)
     # a connection costs a descriptor; keep some for files, the database, clients
     connections = min(limits.max_connections, max(64, open_files - 256))
-    server = Granian(
+    # a folder shared with the workers: metrics snapshots and the drain marker
+    run_folder = tempfile.mkdtemp(prefix="shoal-run-")
+    os.environ["SHOAL_RUN_DIR"] = run_folder
+    if args.access_log:
+        os.environ["SHOAL_ACCESS_LOG"] = "1"
+    os.environ["SHOAL_LOG_FORMAT"] = args.log_format
+    server_class = _server_class()
+    server_class.drain_grace = args.drain_grace
+    server_class.drain_marker = os.path.join(run_folder, "draining")
+    server = server_class(
         args.target,
         address=args.host,
         port=args.port,
@@ -170,8 +204,8 @@ def _run(args: argparse.Namespace) -> int:
         reload=args.reload,
         reload_filter=_python_files() if args.reload else None,
         log_level=LogLevels(args.log_level),
-        log_dictconfig=_logging_config(args.log_level),
-        log_access=args.access_log,
+        log_dictconfig=logging_config(args.log_format, args.log_level),
+        log_access=args.access_log and args.interface == "wsgi",  # shoal logs its own
         working_dir=Path.cwd(),
         backlog=limits.backlog,
         backpressure=connections,
@@ -184,7 +218,10 @@ def _run(args: argparse.Namespace) -> int:
         respawn_interval=0.5,
         workers_kill_timeout=max(1, math.ceil(limits.drain_timeout)),
     )
-    server.serve()
+    try:
+        server.serve()
+    finally:
+        shutil.rmtree(run_folder, ignore_errors=True)
     return 0
 
 
@@ -234,6 +271,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--access-log", action="store_true", help="log every request")
     run.add_argument(
+        "--log-format",
+        default="text",
+        choices=["text", "json"],
+        help="text: readable, coloured on a terminal; json: one object a line (default text)",
+    )
+    run.add_argument(
+        "--drain-grace",
+        type=_drain_grace,
+        default=_drain_grace(None),
+        metavar="SECONDS",
+        help="on SIGTERM, answer /readyz 503 and keep serving this long before stopping "
+        "(default 5 on Kubernetes, else 0)",
+    )
+    run.add_argument(
         "--interface",
         default="rsgi",
         choices=INTERFACES,
@@ -267,7 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     func: Callable[[argparse.Namespace], int] = args.func
     try:
         return func(args)
-    except TargetError as exc:
+    except (TargetError, ConfigurationError) as exc:  # a SettingsError too: one line
         print(f"shoal: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

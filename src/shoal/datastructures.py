@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 from urllib.parse import parse_qsl
 
 __all__ = ["Headers", "QueryParams", "State"]
@@ -32,6 +32,17 @@ class _MultiMapping(Mapping[str, str]):
 
     def __getitem__(self, key: str) -> str:
         return self._index[self._norm(key)][0]
+
+    @overload
+    def get(self, key: str, default: None = None) -> str | None: ...
+
+    @overload
+    def get(self, key: str, default: str | _T) -> str | _T: ...
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The first value of `key`, or `default` (no exception raised inside: a hot path)."""
+        values = self._index.get(self._norm(key))
+        return values[0] if values is not None else default
 
     def __contains__(self, key: object) -> bool:
         return isinstance(key, str) and self._norm(key) in self._index

@@ -3,7 +3,8 @@
 ```
 ShoalError                      base of everything shoal raises
 ├── ConfigurationError          the app was set up wrongly (found at start-up, never per request)
-│   └── RouteConflict           two routes would answer the same request
+│   ├── RouteConflict           two routes would answer the same request
+│   └── SettingsError           shoal.settings: a variable is missing or invalid (one line each)
 ├── StartupError                a startup hook or lifespan failed; the server does not start
 ├── DatabaseError               shoal.db: the database refused a statement (500 when uncaught)
 │   ├── MigrationError          a migration file failed or is inconsistent; nothing of it applied
@@ -19,8 +20,11 @@ ShoalError                      base of everything shoal raises
     │   └── OutOfRange *
     ├── Conflict                409: the request conflicts with the current state
     │   └── IntegrityError *
-    └── ServiceUnavailable      503: overloaded or a dependency is down (carries `Retry-After`)
-        └── DatabaseUnavailable *
+    ├── ServiceUnavailable      503: overloaded or a dependency is down (carries `Retry-After`)
+    │   └── DatabaseUnavailable *
+    ├── Unauthorized            401: no credentials, or invalid ones (carries `WWW-Authenticate`)
+    ├── Forbidden               403: valid credentials that lack a permission (a scope)
+    └── TooManyRequests         429: over a rate limit (carries `Retry-After` and `RateLimit`)
 ```
 
 (* has two parents: a handler may catch it as a database error or let it go
@@ -47,6 +51,7 @@ __all__ = [
     "Conflict",
     "DatabaseError",
     "DatabaseUnavailable",
+    "Forbidden",
     "HTTPError",
     "IntegrityError",
     "MethodNotAllowed",
@@ -56,8 +61,11 @@ __all__ = [
     "PayloadTooLarge",
     "RouteConflict",
     "ServiceUnavailable",
+    "SettingsError",
     "ShoalError",
     "StartupError",
+    "TooManyRequests",
+    "Unauthorized",
     "ValidationError",
 ]
 
@@ -263,6 +271,47 @@ class DatabaseUnavailable(DatabaseError, ServiceUnavailable):
         self.message = message
         self.sqlstate = sqlstate
         self.args = (message,)
+
+
+class Unauthorized(HTTPError):
+    """401: the request has no credentials, or credentials that were refused.
+
+    `challenge` is the `WWW-Authenticate` value (`Bearer error="invalid_token"`);
+    `detail` tells the caller what to fix without saying anything about keys.
+    """
+
+    status = 401
+
+    def __init__(self, detail: str | None = None, *, challenge: str = "Bearer") -> None:
+        super().__init__(detail=detail, headers={"www-authenticate": challenge})
+
+
+class Forbidden(HTTPError):
+    """403: the credentials are valid but do not grant this (a missing scope)."""
+
+    status = 403
+
+
+class TooManyRequests(HTTPError):
+    """429: the caller is over a rate limit; `Retry-After` says when to come back."""
+
+    status = 429
+
+    def __init__(self, detail: str | None = None, *, headers: Mapping[str, str]) -> None:
+        super().__init__(detail=detail, headers=headers)
+
+
+class SettingsError(ConfigurationError):
+    """`Settings.load()` found missing or invalid variables; the service must not start.
+
+    The message is one line: each problem as `VARIABLE: what was expected`,
+    joined by `; `. A secret's value is never in it. `problems` holds the
+    same as `(variable, message)` pairs.
+    """
+
+    def __init__(self, problems: list[tuple[str, str]]) -> None:
+        self.problems = list(problems)
+        super().__init__("; ".join(f"{name}: {message}" for name, message in self.problems))
 
 
 JSON_DECODE_ERRORS: tuple[type[Exception], ...] = (

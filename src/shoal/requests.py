@@ -22,7 +22,7 @@ from .limits import Limits
 from .responses import no_body
 
 if TYPE_CHECKING:
-    from .app import App
+    from .app import App, Endpoint
 
 __all__ = ["Request"]
 
@@ -133,6 +133,7 @@ class Request:
         "_client",
         "_connection",
         "path_params",
+        "endpoint",
         "_headers",
         "_query",
         "_state",
@@ -141,10 +142,14 @@ class Request:
         "_raw_path",
         "_limit",
         "_id",
+        "_host",
+        "_scheme",
     )
     _client: tuple[str, int] | str | None
     path_params: dict[str, Any]
     """The converted path parameters of the matched route (empty before routing)."""
+    endpoint: Endpoint | None
+    """The route's endpoint once routed (`endpoint.template` is the route); None before."""
     _headers: Headers
     _query: QueryParams
     _state: State
@@ -152,7 +157,9 @@ class Request:
     _consumed: bool
     _raw_path: bytes
     _limit: int
-    _id: str
+    _id: str | None
+    _host: str
+    _scheme: str
 
     def __init__(
         self,
@@ -177,6 +184,8 @@ class Request:
         self._client = client
         self._connection = connection
         self.path_params = {}
+        self.endpoint = None
+        self._id = None
         if raw_path is not None:
             self._raw_path = raw_path
         if max_body_size is not None:
@@ -189,9 +198,29 @@ class Request:
 
     @property
     def scheme(self) -> str:
-        """`http` or `https`."""
-        scheme: str = self._connection.scheme
-        return scheme
+        """`http` or `https` (as the server saw it, unless middleware set it)."""
+        try:
+            return self._scheme
+        except AttributeError:
+            scheme: str = self._connection.scheme
+            return scheme
+
+    @scheme.setter
+    def scheme(self, value: str) -> None:
+        # set by middleware that knows better (shoal.security.TrustedProxies)
+        self._scheme = value
+
+    @property
+    def host(self) -> str:
+        """The host the client asked for: the `Host` header, unless middleware set it."""
+        try:
+            return self._host
+        except AttributeError:
+            return self.headers.get("host", "")
+
+    @host.setter
+    def host(self, value: str) -> None:
+        self._host = value
 
     @property
     def http_version(self) -> str:
@@ -222,6 +251,10 @@ class Request:
             client = self._client = (host.strip("[]"), int(port)) if port.isdigit() else None
         return client
 
+    @client.setter
+    def client(self, value: tuple[str, int] | None) -> None:
+        self._client = value
+
     def _client_address(self) -> tuple[str, int] | str | None:
         """The peer address from the transport, for adapters that fill it lazily."""
         return None
@@ -243,6 +276,14 @@ class Request:
         except AttributeError:
             headers = self._headers = Headers(self._header_items())
             return headers
+
+    def header(self, name: str) -> str | None:
+        """The first value of header `name` (lower case), or None.
+
+        Cheaper than `headers.get` on a request whose headers were not parsed
+        yet: adapters that can look one header up (granian) do so.
+        """
+        return self.headers.get(name)
 
     def _header_items(self) -> list[tuple[str, str]]:
         """The raw (name, value) header pairs from the transport (adapters may override)."""
@@ -275,20 +316,20 @@ class Request:
         a sane incoming id is printable ASCII of at most 200 characters.
         Middleware may assign another.
         """
-        try:
-            return self._id
-        except AttributeError:
-            incoming = self.headers.get("x-request-id")
+        found = self._id
+        if found is None:
+            incoming = self.header("x-request-id")
             if (
                 incoming
                 and len(incoming) <= _MAX_ID_LENGTH
                 and incoming.isascii()
                 and incoming.isprintable()
             ):
-                self._id = incoming
+                found = incoming
             else:
-                self._id = f"{_id_prefix}-{next(_id_counter):x}"
-            return self._id
+                found = f"{_id_prefix}-{next(_id_counter):x}"
+            self._id = found
+        return found
 
     @id.setter
     def id(self, value: str) -> None:

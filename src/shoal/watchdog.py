@@ -153,6 +153,7 @@ class Watchdog:
         self._stalls = 0
         self._longest = 0.0
         self._total = 0.0
+        self._last: tuple[float, StallReport] | None = None  # (when it ended, the report)
         self._find_route: Callable[[str], str | None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread = 0
@@ -257,6 +258,7 @@ class Watchdog:
             self._stalls += 1
             self._total += report.duration
             self._longest = max(self._longest, report.duration)
+            self._last = (now, report)
         logger.warning(report.message(), extra={"stall": report})
         for listener in list(self.listeners):
             try:
@@ -353,6 +355,17 @@ class Watchdog:
         return _Sample(tuple(summary.format()), endpoint, location, request)
 
     # -- reading -------------------------------------------------------------
+
+    def recent_stall(self, longer_than: float, within: float) -> StallReport | None:
+        """The last stall, if it held the loop over `longer_than` s and ended `within` s ago."""
+        with self._lock:
+            last = self._last
+        if last is None:
+            return None
+        ended, report = last
+        if report.duration > longer_than and time.monotonic() - ended <= within:
+            return report
+        return None
 
     def statistics(self) -> WatchdogStatistics:
         """An immutable snapshot: stalls so far, the longest and the total held time."""

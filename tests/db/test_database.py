@@ -260,6 +260,48 @@ async def test_exhausted_pool_is_unavailable_and_recovers(database_url: str) -> 
         assert await db.fetchval("SELECT 1") == 1  # released: served again
 
 
+async def test_every_statement_gives_its_connection_back_even_when_it_fails(
+    database_url: str,
+) -> None:
+    async with Database(database_url, max_size=1, acquire_timeout=0.5) as db:
+        await make_items(db)
+        failing = [
+            db.fetch("SELECT * FROM missing"),
+            db.fetchrow("SELECT * FROM missing"),
+            db.fetchval("SELECT * FROM missing"),
+            db.execute("DELETE FROM missing"),
+            db.executemany("INSERT INTO items (id, name) VALUES ($1, $2)", [(9, "fig"), (1, "x")]),
+        ]
+        for statement in failing:
+            with pytest.raises(DatabaseError):
+                await statement
+        # the one connection came back each time, with no transaction left open on it
+        assert await db.fetchval("SELECT count(*) FROM items") == 3
+        row = await db.fetchrow("SELECT name FROM items WHERE id = $1", 2)
+        assert row is not None and row["name"] == "pear"
+        assert await db.execute("UPDATE items SET qty = 0") == 3
+        async with db.transaction() as tx:
+            assert await tx.fetchval("SELECT sum(qty) FROM items") == 0
+
+
+async def test_a_closed_database_refuses_every_method() -> None:
+    db = Database("sqlite://:memory:")
+    for statement in (
+        db.fetch("SELECT 1"),
+        db.fetchrow("SELECT 1"),
+        db.fetchval("SELECT 1"),
+        db.execute("SELECT 1"),
+        db.executemany("SELECT $1", [(1,)]),
+    ):
+        with pytest.raises(DatabaseError, match="is not open"):
+            await statement
+    with pytest.raises(DatabaseError, match="is not open"):
+        db.connection()
+    with pytest.raises(DatabaseError, match="is not open"):
+        async with db.transaction():
+            pass
+
+
 async def test_statement_timeout_interrupts_a_long_statement(database_url: str) -> None:
     long_query = (
         "SELECT pg_sleep(5)"

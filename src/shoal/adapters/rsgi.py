@@ -75,6 +75,8 @@ class _RSGIRequest(Request):
         self._stream = proto
         self._connection = scope  # has .scheme and .http_version
         self.path_params = {}
+        self.endpoint = None
+        self._id = None
 
     @property
     def query_string(self) -> str:
@@ -88,6 +90,11 @@ class _RSGIRequest(Request):
                 raise uri_too_long(limit) from None
             self._query_string = query
             return query
+
+    def header(self, name: str) -> str | None:
+        # granian looks one header up without parsing them all
+        value: str | None = self._connection.headers.get(name)
+        return value
 
     def _header_items(self) -> list[tuple[str, str]]:
         items: list[tuple[str, str]] = self._connection.headers.items()
@@ -141,7 +148,12 @@ async def _cancelled_on_disconnect(
 
 
 class RSGIAdapter(Adapter):
-    """`handle` is the RSGI callable; `init` and `close` run the app's lifespan."""
+    """`handle` is the RSGI callable; `init` and `close` run the app's lifespan.
+
+    Embedded in a loop that already runs (granian's `embed.Server`), the
+    lifespan is the embedder's: `await app.startup()` before serving and
+    `await app.shutdown()` after; `init` and `close` then do nothing.
+    """
 
     def __init__(self, app: App) -> None:
         super().__init__(app)
@@ -149,6 +161,8 @@ class RSGIAdapter(Adapter):
 
     def init(self, loop: asyncio.AbstractEventLoop) -> None:
         """Run the app's startup before the worker serves; exit the worker if it fails."""
+        if loop.is_running():
+            return
         supervise()
         apply_limit_overrides(self.app)
         self._max_line = self.app.limits.max_request_line
@@ -161,7 +175,8 @@ class RSGIAdapter(Adapter):
 
     def close(self, loop: asyncio.AbstractEventLoop) -> None:
         """Run the app's shutdown after the worker stopped serving."""
-        loop.run_until_complete(self.app.shutdown())
+        if not loop.is_running():
+            loop.run_until_complete(self.app.shutdown())
 
     async def handle(self, scope: Any, proto: Any) -> None:
         if scope.proto != "http":  # websockets are not served by shoal

@@ -11,19 +11,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from asyncpg import exceptions as pg
 
 from ..errors import DatabaseError, DatabaseUnavailable, IntegrityError, OutOfRange
-from .database import Connection, DatabaseOptions, Row, _Pool
+from ._base import Connection, DatabaseOptions, Pool, Row
 
 __all__ = ["PostgresConnection", "PostgresPool", "PostgresRow"]
 
 logger = logging.getLogger("shoal.db")
+
+T = TypeVar("T")
 
 
 class PostgresRow(asyncpg.Record):
@@ -92,42 +94,34 @@ class PostgresConnection(Connection):
     def _error(self, exc: BaseException) -> DatabaseError:
         return translate(exc, self.raw, self._retry_after)
 
-    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+    async def _run(self, call: Callable[..., Awaitable[T]], *args: Any) -> T:
+        """`await call(*args)`, every error it raises translated."""
         try:
-            return await self.raw.fetch(sql, *args)  # type: ignore[return-value]
+            return await call(*args)
         except Exception as exc:
             raise self._error(exc) from exc
+
+    async def fetch(self, sql: str, *args: Any) -> list[Row]:
+        return await self._run(self.raw.fetch, sql, *args)
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        try:
-            return await self.raw.fetchrow(sql, *args)  # type: ignore[return-value]
-        except Exception as exc:
-            raise self._error(exc) from exc
+        return await self._run(self.raw.fetchrow, sql, *args)
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
-        try:
-            return await self.raw.fetchval(sql, *args)
-        except Exception as exc:
-            raise self._error(exc) from exc
+        return await self._run(self.raw.fetchval, sql, *args)
 
     async def execute(self, sql: str, *args: Any) -> int:
-        try:
-            return _rowcount(await self.raw.execute(sql, *args))
-        except Exception as exc:
-            raise self._error(exc) from exc
+        return _rowcount(await self._run(self.raw.execute, sql, *args))
 
     async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
-        try:
-            await self.raw.executemany(sql, args)  # atomic since asyncpg 0.22
-        except Exception as exc:
-            raise self._error(exc) from exc
+        await self._run(self.raw.executemany, sql, args)  # atomic since asyncpg 0.22
 
     async def execute_script(self, script: str) -> None:
-        try:
-            async with self.raw.transaction():
-                await self.raw.execute(script)  # no arguments: the simple protocol
-        except Exception as exc:
-            raise self._error(exc) from exc
+        await self._run(self._script, script)
+
+    async def _script(self, script: str) -> None:
+        async with self.raw.transaction():
+            await self.raw.execute(script)  # no arguments: the simple protocol
 
     def transaction(self, *, readonly: bool = False) -> AbstractAsyncContextManager[Connection]:
         return self._transaction(readonly)
@@ -135,10 +129,7 @@ class PostgresConnection(Connection):
     @asynccontextmanager
     async def _transaction(self, readonly: bool) -> AsyncIterator[Connection]:
         transaction = self.raw.transaction(readonly=readonly)
-        try:
-            await transaction.start()
-        except Exception as exc:
-            raise self._error(exc) from exc
+        await self._run(transaction.start)
         try:
             yield self
         except BaseException:
@@ -147,10 +138,7 @@ class PostgresConnection(Connection):
             except Exception as exc:  # a dead connection: the server rolled back already
                 logger.debug("rollback failed after an error: %r", exc)
             raise
-        try:
-            await transaction.commit()
-        except Exception as exc:
-            raise self._error(exc) from exc
+        await self._run(transaction.commit)
 
 
 def _client_timeout(statement_timeout: float | None) -> float | None:
@@ -167,7 +155,7 @@ async def _keep_session(connection: Any) -> None:
     """Pool reset hook: asyncpg has already rolled back an open transaction; keep the rest."""
 
 
-class PostgresPool(_Pool):
+class PostgresPool(Pool[PostgresConnection]):
     """asyncpg's pool, with acquisition bounded by `acquire_timeout`."""
 
     def __init__(self, dsn: str, options: DatabaseOptions) -> None:
@@ -207,12 +195,15 @@ class PostgresPool(_Pool):
                 logger.warning("closing the PostgreSQL pool failed (%r); terminating it", exc)
                 pool.terminate()
 
-    async def acquire(self) -> Any:
+    def open_connections(self) -> int:
+        return self._pool.get_size() if self._pool is not None else 0
+
+    async def acquire(self) -> PostgresConnection:
         """A connection from asyncpg's pool within `acquire_timeout`, or 503."""
         assert self._pool is not None
         try:
             async with asyncio.timeout(self._acquire_timeout):
-                return await self._pool.acquire()
+                raw = await self._pool.acquire()
         except TimeoutError as exc:
             raise DatabaseUnavailable(
                 f"no PostgreSQL connection within {self._acquire_timeout}s "
@@ -221,58 +212,13 @@ class PostgresPool(_Pool):
             ) from exc
         except Exception as exc:
             raise translate(exc, None, self._retry_after) from exc
+        return PostgresConnection(raw, self._retry_after)
 
-    async def release(self, raw: Any) -> None:
-        """Return `raw` to the pool; a connection that died is dropped by asyncpg."""
+    async def release(self, conn: PostgresConnection) -> None:
+        """Return `conn` to the pool; a connection that died is dropped by asyncpg."""
         assert self._pool is not None
         try:
-            await self._pool.release(raw)
+            # `raw` is typed as the connection it stands for; it is the pool's proxy.
+            await self._pool.release(conn.raw)  # type: ignore[arg-type]
         except Exception as exc:
             logger.debug("releasing a PostgreSQL connection failed: %r", exc)
-
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Connection]:
-        raw = await self.acquire()
-        try:
-            yield PostgresConnection(raw, self._retry_after)
-        finally:
-            await self.release(raw)
-
-    def connection(self) -> AbstractAsyncContextManager[Connection]:
-        return self._connection()
-
-    async def fetch(self, sql: str, args: tuple[Any, ...]) -> list[Row]:
-        raw = await self.acquire()
-        try:
-            return await raw.fetch(sql, *args)  # type: ignore[no-any-return]
-        except Exception as exc:
-            raise translate(exc, raw, self._retry_after) from exc
-        finally:
-            await self.release(raw)
-
-    async def fetchrow(self, sql: str, args: tuple[Any, ...]) -> Row | None:
-        raw = await self.acquire()
-        try:
-            return await raw.fetchrow(sql, *args)  # type: ignore[no-any-return]
-        except Exception as exc:
-            raise translate(exc, raw, self._retry_after) from exc
-        finally:
-            await self.release(raw)
-
-    async def fetchval(self, sql: str, args: tuple[Any, ...]) -> Any:
-        raw = await self.acquire()
-        try:
-            return await raw.fetchval(sql, *args)
-        except Exception as exc:
-            raise translate(exc, raw, self._retry_after) from exc
-        finally:
-            await self.release(raw)
-
-    async def execute(self, sql: str, args: tuple[Any, ...]) -> int:
-        raw = await self.acquire()
-        try:
-            return _rowcount(await raw.execute(sql, *args))
-        except Exception as exc:
-            raise translate(exc, raw, self._retry_after) from exc
-        finally:
-            await self.release(raw)

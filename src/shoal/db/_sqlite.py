@@ -22,8 +22,8 @@ from functools import lru_cache
 from typing import Any, ClassVar, TypeVar
 
 from ..errors import DatabaseError, DatabaseUnavailable, IntegrityError, OutOfRange
+from ._base import Connection, DatabaseOptions, Pool, Row
 from ._sql import split_script, to_sqlite
-from .database import Connection, DatabaseOptions, Row, _Pool
 
 __all__ = ["SQLiteConnection", "SQLitePool", "SQLiteRow"]
 
@@ -149,8 +149,9 @@ class SQLiteConnection(Connection):
         timeout = self._options.statement_timeout
         self._deadline = math.inf if timeout is None else time.monotonic() + timeout
 
-    async def _call(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+    def _call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
+        """Submit `fn(*args)` to the connection's thread: a future of its result."""
+        return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Call `fn(raw)` on the connection's own thread and return its result.
@@ -170,64 +171,11 @@ class SQLiteConnection(Connection):
 
     # -- work done on the connection's thread -------------------------------------
 
-    def _fetch(self, sql: str, args: Sequence[Any]) -> list[Row]:
+    def _run(self, work: Callable[..., T], *args: Any) -> T:
+        """`work(raw, *args)` under the statement timeout, its errors translated."""
         self._start_clock()
         try:
-            cursor = self.raw.execute(to_sqlite(sql), args)
-            return _rows(cursor, cursor.fetchall())
-        except (sqlite3.Error, OverflowError) as exc:
-            raise translate(exc, self._options.retry_after) from exc
-
-    def _fetchrow(self, sql: str, args: Sequence[Any]) -> Row | None:
-        self._start_clock()
-        try:
-            cursor = self.raw.execute(to_sqlite(sql), args)
-            row = cursor.fetchone()
-            rows = None if row is None else _rows(cursor, [row])
-            cursor.close()  # ends the statement, so it holds no read snapshot
-            return None if rows is None else rows[0]
-        except (sqlite3.Error, OverflowError) as exc:
-            raise translate(exc, self._options.retry_after) from exc
-
-    def _fetchval(self, sql: str, args: Sequence[Any]) -> Any:
-        self._start_clock()
-        try:
-            cursor = self.raw.execute(to_sqlite(sql), args)
-            row = cursor.fetchone()
-            cursor.close()
-            return None if row is None else row[0]
-        except (sqlite3.Error, OverflowError) as exc:
-            raise translate(exc, self._options.retry_after) from exc
-
-    def _execute(self, sql: str, args: Sequence[Any]) -> int:
-        self._start_clock()
-        try:
-            cursor = self.raw.execute(to_sqlite(sql), args)
-            count = cursor.rowcount
-            cursor.close()
-            return max(count, 0)
-        except (sqlite3.Error, OverflowError) as exc:
-            raise translate(exc, self._options.retry_after) from exc
-
-    def _atomically(self, work: Callable[[], None]) -> None:
-        """Run `work` inside a savepoint: all of it happens, or none of it."""
-        self._start_clock()
-        try:
-            self.raw.execute("SAVEPOINT shoal_atomic")
-            try:
-                work()
-            except BaseException:
-                self.raw.execute("ROLLBACK TO shoal_atomic")
-                self.raw.execute("RELEASE shoal_atomic")
-                raise
-            self.raw.execute("RELEASE shoal_atomic")
-        except (sqlite3.Error, OverflowError) as exc:
-            raise translate(exc, self._options.retry_after) from exc
-
-    def _control(self, statement: str) -> None:
-        self._start_clock()
-        try:
-            self.raw.execute(statement)
+            return work(self.raw, *args)
         except (sqlite3.Error, OverflowError) as exc:
             raise translate(exc, self._options.retry_after) from exc
 
@@ -241,30 +189,30 @@ class SQLiteConnection(Connection):
     # -- the Connection API ---------------------------------------------------------
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        return await self._call(self._fetch, sql, args)
+        return await self._call(self._run, _fetch, sql, args)
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        return await self._call(self._fetchrow, sql, args)
+        return await self._call(self._run, _fetchrow, sql, args)
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
-        return await self._call(self._fetchval, sql, args)
+        return await self._call(self._run, _fetchval, sql, args)
 
     async def execute(self, sql: str, *args: Any) -> int:
-        return await self._call(self._execute, sql, args)
+        return await self._call(self._run, _execute, sql, args)
 
     async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
         rows = list(args)
         statement = to_sqlite(sql)
-        await self._call(self._atomically, lambda: self.raw.executemany(statement, rows))
+        await self._call(self._run, _atomically, lambda raw: raw.executemany(statement, rows))
 
     async def execute_script(self, script: str) -> None:
         statements = split_script(script)
 
-        def run() -> None:
+        def run(raw: sqlite3.Connection) -> None:
             for statement in statements:
-                self.raw.execute(statement)
+                raw.execute(statement)
 
-        await self._call(self._atomically, run)
+        await self._call(self._run, _atomically, run)
 
     def transaction(self, *, readonly: bool = False) -> AbstractAsyncContextManager[Connection]:
         return self._transaction(readonly)
@@ -278,9 +226,9 @@ class SQLiteConnection(Connection):
             savepoint = f"shoal_{depth}"
             begin, commit = f"SAVEPOINT {savepoint}", f"RELEASE {savepoint}"
             rollback = f"ROLLBACK TO {savepoint}"
-        await self._call(self._control, begin)
+        await self._call(self._run, _control, begin)
         if readonly and depth == 0:
-            await self._call(self._control, "PRAGMA query_only = 1")
+            await self._call(self._run, _control, "PRAGMA query_only = 1")
         self._depth = depth + 1
         try:
             yield self
@@ -309,7 +257,7 @@ class SQLiteConnection(Connection):
 
     def _finish(self, commit: str, readonly: bool) -> None:
         try:
-            self._control(commit)
+            self._run(_control, commit)
         except BaseException:
             self._rollback_quietly()
             raise
@@ -317,12 +265,67 @@ class SQLiteConnection(Connection):
             if readonly:
                 self.raw.execute("PRAGMA query_only = 0")
 
+    async def reset(self) -> None:
+        """Make the connection ready for its next user: roll back a transaction left open.
+
+        The pool calls it on every release.
+        """
+        if self.raw.in_transaction:
+            await self._call(self._rollback_quietly)
+        self._depth = 0
+
     async def close(self) -> None:
         """Close the connection on its thread, then stop the thread."""
         try:
             await self._call(self.raw.close)
         finally:
             self._executor.shutdown(wait=False)
+
+
+# -- statements, run by `SQLiteConnection._run` on the connection's thread ------------
+
+
+def _fetch(raw: sqlite3.Connection, sql: str, args: Sequence[Any]) -> list[Row]:
+    cursor = raw.execute(to_sqlite(sql), args)
+    return _rows(cursor, cursor.fetchall())
+
+
+def _fetchrow(raw: sqlite3.Connection, sql: str, args: Sequence[Any]) -> Row | None:
+    cursor = raw.execute(to_sqlite(sql), args)
+    row = cursor.fetchone()
+    rows = None if row is None else _rows(cursor, [row])
+    cursor.close()  # ends the statement, so it holds no read snapshot
+    return None if rows is None else rows[0]
+
+
+def _fetchval(raw: sqlite3.Connection, sql: str, args: Sequence[Any]) -> Any:
+    cursor = raw.execute(to_sqlite(sql), args)
+    row = cursor.fetchone()
+    cursor.close()
+    return None if row is None else row[0]
+
+
+def _execute(raw: sqlite3.Connection, sql: str, args: Sequence[Any]) -> int:
+    cursor = raw.execute(to_sqlite(sql), args)
+    count = cursor.rowcount
+    cursor.close()
+    return max(count, 0)
+
+
+def _atomically(raw: sqlite3.Connection, work: Callable[[sqlite3.Connection], None]) -> None:
+    """Run `work(raw)` inside a savepoint: all of it happens, or none of it."""
+    raw.execute("SAVEPOINT shoal_atomic")
+    try:
+        work(raw)
+    except BaseException:
+        raw.execute("ROLLBACK TO shoal_atomic")
+        raw.execute("RELEASE shoal_atomic")
+        raise
+    raw.execute("RELEASE shoal_atomic")
+
+
+def _control(raw: sqlite3.Connection, statement: str) -> None:
+    raw.execute(statement)
 
 
 def _use_wal(raw: sqlite3.Connection, timeout: float) -> None:
@@ -367,7 +370,7 @@ def _connect(path: str, options: DatabaseOptions) -> sqlite3.Connection:
     return raw
 
 
-class SQLitePool(_Pool):
+class SQLitePool(Pool[SQLiteConnection]):
     """Up to `max_size` thread-confined connections (one for `:memory:`)."""
 
     def __init__(self, path: str, options: DatabaseOptions) -> None:
@@ -391,6 +394,9 @@ class SQLitePool(_Pool):
         self._all.append(conn)
         return conn
 
+    def open_connections(self) -> int:
+        return len(self._all)
+
     async def acquire(self) -> SQLiteConnection:
         """An idle connection, a new one while under `size`, or wait `acquire_timeout`."""
         try:
@@ -411,51 +417,10 @@ class SQLitePool(_Pool):
 
     async def release(self, conn: SQLiteConnection) -> None:
         """Return `conn` to the pool, rolling back a transaction left open on it."""
-        if conn.raw.in_transaction:
-            await conn._call(conn._rollback_quietly)
-        conn._depth = 0
+        await conn.reset()
         self._idle.put_nowait(conn)
 
     async def close(self) -> None:
         connections, self._all = self._all, []
         for conn in connections:
             await conn.close()
-
-    @asynccontextmanager
-    async def _connection(self) -> AsyncIterator[Connection]:
-        conn = await self.acquire()
-        try:
-            yield conn
-        finally:
-            await self.release(conn)
-
-    def connection(self) -> AbstractAsyncContextManager[Connection]:
-        return self._connection()
-
-    async def fetch(self, sql: str, args: tuple[Any, ...]) -> list[Row]:
-        conn = await self.acquire()
-        try:
-            return await conn._call(conn._fetch, sql, args)
-        finally:
-            await self.release(conn)
-
-    async def fetchrow(self, sql: str, args: tuple[Any, ...]) -> Row | None:
-        conn = await self.acquire()
-        try:
-            return await conn._call(conn._fetchrow, sql, args)
-        finally:
-            await self.release(conn)
-
-    async def fetchval(self, sql: str, args: tuple[Any, ...]) -> Any:
-        conn = await self.acquire()
-        try:
-            return await conn._call(conn._fetchval, sql, args)
-        finally:
-            await self.release(conn)
-
-    async def execute(self, sql: str, args: tuple[Any, ...]) -> int:
-        conn = await self.acquire()
-        try:
-            return await conn._call(conn._execute, sql, args)
-        finally:
-            await self.release(conn)

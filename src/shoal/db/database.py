@@ -23,15 +23,22 @@ its `__cause__`.
 from __future__ import annotations
 
 import os
-from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Iterable, Iterator, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import (
+    AbstractAsyncContextManager,
+    AbstractContextManager,
+    asynccontextmanager,
+    nullcontext,
+)
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from ..errors import ConfigurationError, DatabaseError
+from ..metrics import Histogram, Sample
+from ..tracing import database_span
+from ._base import Connection, DatabaseOptions, Pool, Row
+from ._sqlite import SQLitePool
 
 __all__ = ["DEFAULT_URL", "Connection", "Database", "DatabaseOptions", "Row"]
 
@@ -39,149 +46,10 @@ DEFAULT_URL = "sqlite://:memory:"
 """The database used when neither `url` nor `DATABASE_URL` names one."""
 
 
-class Row(ABC):
-    """One result row: `row["name"]`, `row.name`, `row[0]`, `dict(row)`.
-
-    Rows are read-only. Both backends' rows are instances of this class
-    (PostgreSQL's are asyncpg Records, SQLite's are tuples).
-    """
-
-    __slots__ = ()
-
-    @abstractmethod
-    def __getitem__(self, key: int | str) -> Any:
-        """The value of column `key` (a name or a position)."""
-
-    @abstractmethod
-    def __getattr__(self, name: str) -> Any:
-        """The value of column `name`."""
-
-    @abstractmethod
-    def __len__(self) -> int:
-        """The number of columns."""
-
-    @abstractmethod
-    def __iter__(self) -> Iterator[Any]:
-        """The values, in column order."""
-
-    @abstractmethod
-    def keys(self) -> Iterator[str]:
-        """The column names, in order."""
-
-    @abstractmethod
-    def values(self) -> Iterator[Any]:
-        """The values, in column order."""
-
-    @abstractmethod
-    def items(self) -> Iterator[tuple[str, Any]]:
-        """`(name, value)` pairs, in column order."""
-
-    @abstractmethod
-    def get(self, key: str, default: Any = None) -> Any:
-        """The value of column `key`, or `default` when there is no such column."""
-
-
-class Connection(ABC):
-    """One pooled connection: the same statements as `Database`, on one session.
-
-    Get one with `async with db.connection() as conn:` (several statements on
-    one connection) or `async with db.transaction() as tx:` (the same, inside
-    a transaction). `raw` is the driver's own connection, for what this API
-    lacks: an `asyncpg.Connection` (await its methods directly), or a
-    `sqlite3.Connection` that must only be used through `run_sync`.
-    """
-
-    __slots__ = ()
-
-    raw: Any
-
-    @abstractmethod
-    async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        """Run a query and return all its rows."""
-
-    @abstractmethod
-    async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        """Run a query and return its first row, or None when it returns none."""
-
-    @abstractmethod
-    async def fetchval(self, sql: str, *args: Any) -> Any:
-        """Run a query and return the first column of its first row (None if no row)."""
-
-    @abstractmethod
-    async def execute(self, sql: str, *args: Any) -> int:
-        """Run a statement; return the number of rows it affected (0 if it reports none)."""
-
-    @abstractmethod
-    async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
-        """Run a statement once per argument tuple, all or nothing."""
-
-    @abstractmethod
-    async def execute_script(self, script: str) -> None:
-        """Run several `;`-separated statements that take no arguments (a migration)."""
-
-    @abstractmethod
-    def transaction(self, *, readonly: bool = False) -> AbstractAsyncContextManager[Connection]:
-        """Run the block in a transaction: commit at its end, roll back on any exception.
-
-        Nested blocks become savepoints: an exception caught inside the outer
-        block undoes only the inner block's writes.
-        """
-
-
-@dataclass(frozen=True, slots=True)
-class DatabaseOptions:
-    """Pool sizes and timeouts (seconds); see `Database` for what each means."""
-
-    min_size: int = 1
-    max_size: int = 10
-    connect_timeout: float = 5.0
-    acquire_timeout: float = 5.0
-    statement_timeout: float | None = 30.0
-    busy_timeout: float = 5.0
-    retry_after: int = 1
-    statement_cache_size: int = 100
-    reset_on_release: bool = False
-
-    def __post_init__(self) -> None:
-        if not 0 <= self.min_size <= self.max_size or self.max_size < 1:
-            raise ConfigurationError(
-                f"a database pool needs 0 <= min_size <= max_size and max_size >= 1, "
-                f"got min_size={self.min_size}, max_size={self.max_size}"
-            )
-        for name in ("connect_timeout", "acquire_timeout", "busy_timeout"):
-            if getattr(self, name) <= 0:
-                raise ConfigurationError(f"{name} must be positive")
-        if self.statement_timeout is not None and self.statement_timeout <= 0:
-            raise ConfigurationError("statement_timeout must be positive, or None for no limit")
-
-
-class _Pool(ABC):
-    """A backend's pool: what `Database` delegates to while it is open."""
-
-    @abstractmethod
-    async def open(self) -> None: ...
-
-    @abstractmethod
-    async def close(self) -> None: ...
-
-    @abstractmethod
-    async def fetch(self, sql: str, args: tuple[Any, ...]) -> list[Row]: ...
-
-    @abstractmethod
-    async def fetchrow(self, sql: str, args: tuple[Any, ...]) -> Row | None: ...
-
-    @abstractmethod
-    async def fetchval(self, sql: str, args: tuple[Any, ...]) -> Any: ...
-
-    @abstractmethod
-    async def execute(self, sql: str, args: tuple[Any, ...]) -> int: ...
-
-    @abstractmethod
-    def connection(self) -> AbstractAsyncContextManager[Connection]: ...
-
-
-class _ClosedPool(_Pool):
+class _ClosedPool(Pool[Any]):
     """Stands in for the pool while the database is closed: every call says so."""
+
+    __slots__ = ("_database",)
 
     def __init__(self, database: Database) -> None:
         self._database = database
@@ -197,20 +65,30 @@ class _ClosedPool(_Pool):
     async def close(self) -> None:
         return None
 
-    async def fetch(self, sql: str, args: tuple[Any, ...]) -> list[Row]:
+    async def acquire(self) -> Any:  # pragma: no cover - connection() raises first
         raise self._error()
 
-    async def fetchrow(self, sql: str, args: tuple[Any, ...]) -> Row | None:
-        raise self._error()
-
-    async def fetchval(self, sql: str, args: tuple[Any, ...]) -> Any:
-        raise self._error()
-
-    async def execute(self, sql: str, args: tuple[Any, ...]) -> int:
-        raise self._error()
+    async def release(self, conn: Any) -> None:  # pragma: no cover - nothing is acquired
+        return None
 
     def connection(self) -> AbstractAsyncContextManager[Connection]:
         raise self._error()
+
+
+def _postgres_pool(dsn: str, options: DatabaseOptions) -> Pool[Any]:
+    # Imported on first use: asyncpg takes tens of milliseconds to import,
+    # which users of SQLite alone need not pay. `_postgres` imports only
+    # `_base`, so this guards no import cycle.
+    from ._postgres import PostgresPool
+
+    return PostgresPool(dsn, options)
+
+
+_BACKENDS: dict[str, Callable[[str, DatabaseOptions], Pool[Any]]] = {
+    "sqlite": SQLitePool,
+    "postgresql": _postgres_pool,
+}
+"""The pool of each backend `parse_url` names, made from its target and the options."""
 
 
 def parse_url(url: str) -> tuple[str, str]:
@@ -249,6 +127,9 @@ def _redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=netloc))
 
 
+_NO_SPAN: AbstractContextManager[None] = nullcontext()
+
+
 class Database:
     """A pool of connections to one database, opened and closed with the app.
 
@@ -277,6 +158,11 @@ class Database:
       connection goes back to the pool. Off, only an open transaction is rolled
       back, which saves a round trip per use: keep session settings in
       `SET LOCAL` inside a transaction.
+
+    Operations: `name` (default: the backend, `sqlite` or `postgresql`)
+    labels its metrics (`shoal_db_pool_size`, `shoal_db_pool_in_use`,
+    `shoal_db_query_duration_seconds`: how long each statement or block held
+    its connection) and names its readiness check (`SELECT 1`) on `/readyz`.
     """
 
     def __init__(
@@ -292,6 +178,7 @@ class Database:
         retry_after: int = 1,
         statement_cache_size: int = 100,
         reset_on_release: bool = False,
+        name: str | None = None,
     ) -> None:
         self.url = url or os.environ.get("DATABASE_URL") or DEFAULT_URL
         self.backend, self._target = parse_url(self.url)
@@ -306,7 +193,10 @@ class Database:
             statement_cache_size=statement_cache_size,
             reset_on_release=reset_on_release,
         )
-        self._pool: _Pool = _ClosedPool(self)
+        self._pool: Pool[Any] = _ClosedPool(self)
+        self.name = name or self.backend
+        self.query_durations = Histogram()
+        self._tracer: Any = None
 
     def __repr__(self) -> str:
         return f"Database({_redact(self.url)!r})"
@@ -326,16 +216,9 @@ class Database:
         """
         if self.is_open:
             return
-        pool: _Pool
-        if self.backend == "sqlite":
-            from ._sqlite import SQLitePool
-
-            pool = SQLitePool(self._target, self.options)
-        else:
-            from ._postgres import PostgresPool
-
-            pool = PostgresPool(self._target, self.options)
+        pool = _BACKENDS[self.backend](self._target, self.options)
         await pool.open()
+        pool.durations = self.query_durations
         self._pool = pool
 
     async def aclose(self) -> None:
@@ -355,28 +238,61 @@ class Database:
     ) -> None:
         await self.aclose()
 
+    # -- operations -----------------------------------------------------------
+
+    async def check_readiness(self) -> None:
+        """`/readyz`'s check: a `SELECT 1` answered (the health probe bounds its time)."""
+        await self.fetchval("SELECT 1")
+
+    def use_tracer(self, tracer: Any) -> None:
+        """Trace each statement with `tracer` (an OpenTelemetry tracer; None: stop)."""
+        self._tracer = tracer
+
+    def _span(self, sql: str) -> AbstractContextManager[None]:
+        if self._tracer is None:
+            return _NO_SPAN
+        return database_span(self._tracer, self.backend, self.name, sql)
+
+    def collect_metrics(self) -> list[Sample]:
+        """This database's samples for `/metrics` (see `shoal.metrics`)."""
+        labels = (("database", self.name),)
+        return [
+            ("shoal_db_pool_size", labels, float(self._pool.open_connections())),
+            ("shoal_db_pool_in_use", labels, float(self._pool.in_use)),
+            *self.query_durations.samples("shoal_db_query_duration_seconds", labels),
+        ]
+
     # -- statements (each on a connection of its own, returned at once) --------
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         """Run a query and return all its rows."""
-        return await self._pool.fetch(sql, args)
+        async with self._pool.connection() as conn:
+            with self._span(sql):
+                return await conn.fetch(sql, *args)
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         """Run a query and return its first row, or None when it returns none."""
-        return await self._pool.fetchrow(sql, args)
+        async with self._pool.connection() as conn:
+            with self._span(sql):
+                return await conn.fetchrow(sql, *args)
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         """Run a query and return the first column of its first row (None if no row)."""
-        return await self._pool.fetchval(sql, args)
+        async with self._pool.connection() as conn:
+            with self._span(sql):
+                return await conn.fetchval(sql, *args)
 
     async def execute(self, sql: str, *args: Any) -> int:
         """Run a statement; return the number of rows it affected (0 if it reports none)."""
-        return await self._pool.execute(sql, args)
+        async with self._pool.connection() as conn:
+            with self._span(sql):
+                return await conn.execute(sql, *args)
 
     async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
         """Run a statement once per argument tuple, all or nothing."""
         async with self._pool.connection() as conn:
-            await conn.executemany(sql, args)
+            with self._span(sql):
+                await conn.executemany(sql, args)
 
     # -- several statements on one connection ---------------------------------
 

@@ -238,9 +238,22 @@ def openapi_schema(app: App) -> dict[str, Any]:
             item[method.lower()] = _operation(endpoint, method, schemas, operation_ids)
     components = schemas.resolve()
     info: dict[str, Any] = {"title": app.title, "version": app.version}
-    return {
+    document = {
         "openapi": "3.1.0",
         "info": info,
         "paths": paths,
         "components": {"schemas": components},
     }
+    for contribute in app.openapi_contributors:  # e.g. shoal.security's schemes
+        contribute(app, document)
+    return document
+
+
+def operation_path(template: str) -> str:
+    """A route template as an OpenAPI path (`{id:int}` written `{id}`)."""
+    return _CONVERTER_IN_PATH.sub(r"{\1}", template)
+
+
+def problem_response(description: str) -> dict[str, Any]:
+    """An OpenAPI response whose body is a problem document."""
+    return _problem(description)

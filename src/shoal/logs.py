@@ -1,0 +1,304 @@
+"""Logs: the request id on every record, JSON or readable lines, and the access log.
+
+- **Request ids.** While a request is served, `current_request()` is that
+  request (a context variable the app sets; it flows into the thread pool
+  with the rest of the context). `install_record_factory()` (run by every
+  app at startup) makes each `LogRecord` carry `request_id`: the current
+  request's id, or None outside a request. The watchdog's records carry the
+  stalled request's id in their `stall` report instead (the heartbeat that
+  logs them runs outside any request); both formatters use it.
+- **Formats.** `JSONFormatter` writes one JSON object a line: `time`
+  (RFC 3339, UTC), `level`, `logger`, `message`, `request_id`, an
+  `exception` with the traceback when there is one, and for access records
+  `method`, `route`, `path`, `status`, `duration_ms`, `bytes`, `client`.
+  `TextFormatter` writes a readable line, coloured when the stream is a
+  terminal. `shoal run --log-format json|text` picks one for the server and
+  every worker (`logging_config`).
+- **Access log.** One line per request, off by default (`shoal run
+  --access-log`, or `App(access_log=True)`); health and metrics routes are
+  not logged. Outside `shoal run` each line is a record on the
+  `shoal.access` logger. Under `shoal run`, where shoal owns the log format,
+  `AccessLog` writes the lines itself, in the server's `--log-format`, to
+  standard error, buffered for at most `AccessLog.DELAY` (50 ms): a logging
+  record costs several times the whole request it describes, and this path
+  keeps access logs affordable.
+- **Untrusted values are escaped.** A path, header or id from the client
+  may hold a newline or an escape sequence: JSON escapes them by
+  construction; the text format writes such values with `escape()`, so one
+  request can never forge a second log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import datetime
+import logging
+import os
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+if TYPE_CHECKING:
+    from .requests import Request
+    from .responses import Response
+
+__all__ = [
+    "AccessLog",
+    "JSONFormatter",
+    "TextFormatter",
+    "current_request",
+    "escape",
+    "install_record_factory",
+    "log_access",
+    "logging_config",
+]
+
+access_logger = logging.getLogger("shoal.access")
+
+_current: contextvars.ContextVar[Request | None] = contextvars.ContextVar(
+    "shoal_request", default=None
+)
+set_current_request = _current.set
+"""Make `request` the current one in this context (the app's entry handler calls it)."""
+
+
+def current_request() -> Request | None:
+    """The request being served in this context (task or pool thread), or None."""
+    return _current.get()
+
+
+def _current_id() -> str | None:
+    request = _current.get()
+    if request is None:
+        return None
+    try:
+        return request.id
+    except Exception:  # headers no longer readable: log without the id
+        return None
+
+
+_installed: list[Any] = []
+
+
+def install_record_factory() -> None:
+    """Give every `LogRecord` a `request_id` attribute (idempotent)."""
+    if _installed:
+        return
+    previous = logging.getLogRecordFactory()
+
+    def factory(*args: Any, **kwargs: Any) -> logging.LogRecord:
+        record = previous(*args, **kwargs)
+        record.request_id = _current_id()
+        return record
+
+    _installed.append(factory)
+    logging.setLogRecordFactory(factory)
+
+
+def _request_id_of(record: logging.LogRecord) -> str | None:
+    found = getattr(record, "request_id", None)
+    if found is None:
+        stall = getattr(record, "stall", None)
+        found = getattr(stall, "request_id", None)
+    return found if found is not None else _current_id()
+
+
+_ESCAPES = {i: f"\\x{i:02x}" for i in range(32)} | {0x7F: "\\x7f", 0x5C: "\\\\"}
+_ESCAPES.update({0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t"})
+
+
+def escape(value: str) -> str:
+    """`value` with control characters and backslashes written as escapes (one line, no ANSI)."""
+    if value.isprintable() and "\\" not in value:
+        return value
+    return value.translate(_ESCAPES)
+
+
+# -- the access log ---------------------------------------------------------------
+
+
+def _access_fields(request: Request, response: Response, seconds: float) -> dict[str, Any]:
+    endpoint = request.endpoint
+    client = request.client
+    return {
+        "method": request.method,
+        "route": endpoint.template if endpoint is not None else None,
+        "path": request.path,
+        "status": response.status,
+        "duration_ms": round(seconds * 1000, 3),
+        "bytes": len(response.body),
+        "client": f"{client[0]}:{client[1]}" if client else None,
+    }
+
+
+def log_access(request: Request, response: Response, seconds: float) -> None:
+    """Log one access record for `request` answered by `response` in `seconds`."""
+    access = _access_fields(request, response, seconds)
+    access_logger.info(
+        '%s "%s %s" %s %sB %.3fms',
+        access["client"] or "-",
+        request.method,
+        escape(request.path),
+        response.status,
+        access["bytes"],
+        seconds * 1000,
+        extra={"access": access},
+    )
+
+
+class AccessLog:
+    """Access lines written straight to a file descriptor (standard error), buffered.
+
+    Call it as `log_access` is called. Lines are those of `JSONFormatter` or
+    `TextFormatter` (`log_format`), written at most `DELAY` seconds after the
+    request, or at once past `LIMIT` bytes, and on `flush()`.
+    """
+
+    DELAY = 0.05
+    LIMIT = 64 * 1024
+
+    def __init__(self, log_format: str, fd: int = 2) -> None:
+        self.json = log_format == "json"
+        self.fd = fd
+        self.buffer = bytearray()
+        self.scheduled = False
+
+    def __call__(self, request: Request, response: Response, seconds: float) -> None:
+        access = _access_fields(request, response, seconds)
+        now = _now()
+        request_id = request.id
+        if self.json:
+            message = f"{request.method} {request.path} {response.status}"
+            line = {"time": now, "level": "info", "logger": "shoal.access", "message": message}
+            line["request_id"] = request_id
+            line.update(access)
+            self.buffer += _encode(line)
+        else:
+            self.buffer += (
+                f'{now} INFO    shoal.access [{escape(request_id)}] {access["client"] or "-"} '
+                f'"{request.method} {escape(request.path)}" {response.status} '
+                f"{access['bytes']}B {access['duration_ms']:.3f}ms"
+            ).encode()
+        self.buffer += b"\n"
+        if len(self.buffer) > self.LIMIT:
+            self.flush()
+        elif not self.scheduled:
+            self.scheduled = True
+            asyncio.get_running_loop().call_later(self.DELAY, self.flush)
+
+    def flush(self) -> None:
+        """Write what is buffered."""
+        self.scheduled = False
+        data, self.buffer = self.buffer, bytearray()
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self.fd, view) :]
+            except BlockingIOError:
+                time.sleep(0.001)
+            except OSError:  # standard error is gone: nothing to log to
+                return
+
+
+# -- formatters -------------------------------------------------------------------
+
+
+def _time(record: logging.LogRecord) -> str:
+    return _iso(record.created)
+
+
+def _iso(seconds: float) -> str:
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _now() -> str:
+    return _iso(time.time())
+
+
+_encode = msgspec.json.Encoder().encode
+
+
+class JSONFormatter(logging.Formatter):
+    """One JSON object a line (see the module docs for the fields)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line: dict[str, Any] = {
+            "time": _time(record),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "request_id": _request_id_of(record),
+        }
+        access = getattr(record, "access", None)
+        if access is not None:
+            line.update(access)
+        if record.exc_info:
+            line["exception"] = self.formatException(record.exc_info)
+        elif record.exc_text:
+            line["exception"] = record.exc_text
+        return _encode(line).decode()
+
+
+_COLOURS = {
+    "DEBUG": "\x1b[2m",
+    "INFO": "\x1b[32m",
+    "WARNING": "\x1b[33m",
+    "ERROR": "\x1b[31m",
+    "CRITICAL": "\x1b[1;31m",
+}
+_RESET = "\x1b[0m"
+
+
+class TextFormatter(logging.Formatter):
+    """`time level logger [request id] message`, coloured on a terminal.
+
+    `colour=None` (the default) colours when standard error is a terminal.
+    """
+
+    def __init__(self, *args: Any, colour: bool | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.colour = sys.stderr.isatty() if colour is None else colour
+
+    def format(self, record: logging.LogRecord) -> str:
+        level = record.levelname
+        shown = f"{level:<7}"
+        if self.colour:
+            shown = f"{_COLOURS.get(level, '')}{shown}{_RESET}"
+        request_id = _request_id_of(record)
+        where = f" [{escape(request_id)}]" if request_id else ""
+        line = f"{_time(record)} {shown} {record.name}{where} {record.getMessage()}"
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        elif record.exc_text:
+            line += "\n" + record.exc_text
+        return line
+
+
+def logging_config(log_format: str, level: str) -> dict[str, Any]:
+    """A `logging.config.dictConfig` for a served app: shoal's format for every logger.
+
+    `log_format` is `json` or `text`; granian's own loggers use it too, so a
+    server writes one format only.
+    """
+    formatter = JSONFormatter if log_format == "json" else TextFormatter
+    handler = {
+        "class": "logging.StreamHandler",
+        "formatter": "shoal",
+        "stream": "ext://sys.stderr",
+    }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"shoal": {"()": f"{formatter.__module__}.{formatter.__qualname__}"}},
+        "handlers": {"shoal": handler},
+        "root": {"handlers": ["shoal"], "level": level.upper()},
+        "loggers": {
+            "shoal": {"level": level.upper()},
+            "_granian": {"level": level.upper()},
+            "granian.access": {"level": level.upper()},
+        },
+    }

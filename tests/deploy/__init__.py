@@ -1,0 +1,1 @@
+"""Tests of deploy/: the image, the Kubernetes manifests, the scrape config, the dashboard."""
