@@ -147,7 +147,7 @@ def _limits(declared: Limits, args: argparse.Namespace) -> tuple[Limits, dict[st
 
 def _run(args: argparse.Namespace) -> int:
     from granian.constants import Interfaces
-    from granian.http import HTTP1Settings
+    from granian.http import HTTP1Settings, HTTP2Settings
     from granian.log import LogLevels
 
     # Import the target here to fail in one line rather than in every worker,
@@ -214,6 +214,8 @@ def _run(args: argparse.Namespace) -> int:
             keep_alive=limits.keep_alive,
             max_buffer_size=limits.max_header_size,
         ),
+        # HTTP/2 (h2c prior knowledge, or TLS): the same header limit, not granian's 16 MiB
+        http2_settings=HTTP2Settings(max_headers_size=limits.max_header_size),
         respawn_failed_workers=not args.reload,
         respawn_interval=0.5,
         workers_kill_timeout=max(1, math.ceil(limits.drain_timeout)),
