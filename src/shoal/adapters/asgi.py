@@ -6,13 +6,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .._logsafe import printable
 from .._supervision import apply_limit_overrides, supervise
 from ..errors import BadRequest
 from ..requests import BODYLESS_METHODS, Connection, Request, uri_too_long
 from ..responses import Response, StreamingResponse, problem_response
 from ._base import Adapter, drop_unread_body, framing_error, head_too_large, unsendable
+
+if TYPE_CHECKING:
+    from ..app import Handler
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -29,24 +33,74 @@ def _decode_headers(raw: list[tuple[bytes, bytes]]) -> Callable[[], list[tuple[s
 class _Body:
     """The request body's `receive` side; `done` once nothing more can come."""
 
-    __slots__ = ("receive", "done")
+    __slots__ = ("receive", "done", "finished")
 
     def __init__(self, receive: Receive, scope: Scope) -> None:
         self.receive = receive
         self.done = not _may_have_body(scope)
+        self.finished: asyncio.Event | None = None  # set with `done`, for a watcher
+
+    def _end(self) -> None:
+        self.done = True
+        if self.finished is not None:
+            self.finished.set()
 
     async def read(self) -> AsyncIterator[bytes]:
         while True:
             message = await self.receive()
             if message["type"] == "http.disconnect":
-                self.done = True
+                self._end()
                 raise BadRequest(detail="The client disconnected before sending the whole body.")
             chunk = message.get("body", b"")
             if chunk:
                 yield chunk
             if not message.get("more_body", False):
-                self.done = True
+                self._end()
                 return
+
+
+async def _cancelled_on_disconnect(
+    handler: Handler, request: Request, body: _Body
+) -> Response | None:
+    """`handler(request)`, cancelled if the client disconnects first (then None).
+
+    The ASGI side of the RSGI adapter's rule of the same name (writes only):
+    once the body is read, `receive()` has nothing left to say but
+    `http.disconnect`, so a watcher waits for the body's end, then for that.
+    """
+    task = asyncio.current_task()
+    state = {"answered": False, "gone": False}
+    body.finished = asyncio.Event()
+    if body.done:
+        body.finished.set()
+
+    async def watch() -> None:
+        assert body.finished is not None
+        await body.finished.wait()
+        while (await body.receive())["type"] != "http.disconnect":
+            pass
+        if not state["answered"] and task is not None:
+            state["gone"] = True
+            task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await handler(request)
+    except asyncio.CancelledError:
+        if not state["gone"] or task is None:
+            raise
+        task.uncancel()
+        logger.info(
+            "the client of %s %s disconnected; its handler was cancelled",
+            printable(request.method),
+            printable(request.path),
+        )
+        return None
+    finally:
+        state["answered"] = True
+        watcher.cancel()
+        if watcher.done() and not watcher.cancelled():
+            watcher.exception()  # a receive() that failed: retrieved, not lost
 
 
 def _may_have_body(scope: Scope) -> bool:
@@ -114,7 +168,14 @@ class ASGIAdapter(Adapter):
         if len(request.path) > limit or len(request.query_string) > limit:
             response = problem_response(uri_too_long(limit))
         else:
-            response = await (self._handle or self._compose())(request)
+            handler = self._handle or self._compose()
+            if request.method in BODYLESS_METHODS:
+                response = await handler(request)
+            else:
+                answered = await _cancelled_on_disconnect(handler, request, body)
+                if answered is None:
+                    return  # the client is gone: nobody to answer
+                response = answered
             if not 200 <= response.status <= 599:
                 response = unsendable(request, response)
         await drop_unread_body(request, response, not body.done, body.read)
