@@ -27,7 +27,6 @@ import msgspec
 
 from ._dependencies import Container, Override, Scope
 from ._handlers import HandlerPlan, Planner
-from ._logsafe import printable
 from ._threadpool import DEFAULT_QUEUE, DEFAULT_THREADS, PoolStatistics, ThreadPool, bind
 from .datastructures import State
 from .errors import (
@@ -40,7 +39,7 @@ from .errors import (
 )
 from .health import Health, resource_check
 from .limits import Limits
-from .logs import AccessLog, install_record_factory, log_access, set_current_request
+from .logs import AccessLog, escape, install_record_factory, log_access, set_current_request
 from .metrics import Metrics, RouteStats, metrics_handler
 from .requests import BODYLESS_METHODS, Request
 from .responses import Response, check_status, problem_response, to_response
@@ -687,8 +686,8 @@ class App:
                 "handler %s ran past the handler timeout of %s s answering %s %s; cancelled",
                 endpoint.name,
                 timeout,
-                printable(request.method),
-                printable(request.path),
+                escape(request.method),
+                escape(request.path),
             )
             raise HTTPError(504, f"The handler did not answer within {timeout} s.") from None
 
@@ -697,8 +696,8 @@ class App:
             return problem_response(exc)
         logger.error(
             "unhandled error answering %s %s",
-            printable(request.method),
-            printable(request.path),
+            escape(request.method),
+            escape(request.path),
             exc_info=exc,
         )
         return problem_response(_INTERNAL_ERROR)

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
 
-from ._logsafe import printable
+from .logs import escape
 
 if TYPE_CHECKING:
     from .app import Endpoint
@@ -87,11 +87,11 @@ class StallReport:
         where = f"in handler {self.handler}" if self.handler else "outside any handler"
         facts = []
         if self.method is not None:
-            facts.append(f"request {printable(self.method)} {printable(self.path)}")
+            facts.append(f"request {escape(self.method)} {escape(self.path or '')}")
         if self.route is not None:
             facts.append(f"route {self.route}")
         if self.request_id is not None:
-            facts.append(f"request id {printable(self.request_id)}")
+            facts.append(f"request id {escape(self.request_id)}")
         line = (
             f"the event loop was held for {self.duration:.3f} s "
             f"(threshold {self.threshold:.3f} s) {where}"

@@ -8,8 +8,8 @@ import logging
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
 
-from .._logsafe import printable
 from ..errors import HTTPError
+from ..logs import escape
 from ..requests import Request, discard
 from ..responses import Response, StreamingResponse, problem_response
 
@@ -59,9 +59,9 @@ def unsendable(request: Request, response: Response) -> Response:
     """
     logger.error(
         "a response to %s %s has the status %s, which HTTP cannot carry; answered 500",
-        printable(request.method),
-        printable(request.path),
-        printable(repr(response.status)),
+        escape(request.method),
+        escape(request.path),
+        escape(repr(response.status)),
     )
     return problem_response(HTTPError(500, "The server hit an internal error; it has been logged."))
 
@@ -96,7 +96,7 @@ def framing_error(
         return None
     unknown = [name for name in names if name != "chunked"]
     if unknown:
-        coding = printable(unknown[0])
+        coding = escape(unknown[0])
         return _closing(HTTPError(501, f"Transfer-Encoding {coding!r} is not supported."))
     return _closing(HTTPError(400, "Transfer-Encoding must be a single 'chunked'."))
 

@@ -8,9 +8,9 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
 from typing import TYPE_CHECKING, Any
 
-from .._logsafe import printable
 from .._supervision import apply_limit_overrides, supervise
 from ..errors import BadRequest
+from ..logs import escape
 from ..requests import BODYLESS_METHODS, Connection, Request, uri_too_long
 from ..responses import Response, StreamingResponse, problem_response
 from ._base import Adapter, drop_unread_body, framing_error, head_too_large, unsendable
@@ -92,8 +92,8 @@ async def _cancelled_on_disconnect(
         task.uncancel()
         logger.info(
             "the client of %s %s disconnected; its handler was cancelled",
-            printable(request.method),
-            printable(request.path),
+            escape(request.method),
+            escape(request.path),
         )
         return None
     finally:

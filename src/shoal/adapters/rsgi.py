@@ -9,9 +9,9 @@ import sys
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
-from .._logsafe import printable
 from .._supervision import apply_limit_overrides, supervise
 from ..errors import BadRequest
+from ..logs import escape
 from ..requests import BODYLESS_METHODS, Request, uri_too_long
 from ..responses import StreamingResponse, problem_response
 from ._base import Adapter, drop_unread_body, framing_error, unsendable
@@ -137,8 +137,8 @@ async def _cancelled_on_disconnect(
         task.uncancel()
         logger.info(
             "the client of %s %s disconnected; its handler was cancelled",
-            printable(request.method),
-            printable(request.path),
+            escape(request.method),
+            escape(request.path),
         )
         return None
     finally:
@@ -224,8 +224,8 @@ class RSGIAdapter(Adapter):
             # the status line is out: the only honest end is a broken connection
             logger.exception(
                 "a streamed response to %s %s failed midway; the connection is aborted",
-                printable(scope.method),
-                printable(scope.path),
+                escape(scope.method),
+                escape(scope.path),
             )
             pacer.abort()
         finally:
