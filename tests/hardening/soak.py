@@ -129,12 +129,16 @@ def wrk(url: str, seconds: float, connections: int) -> dict[str, Any]:
     ).stdout
     requests = int(re.search(r"(\d+) requests in", output).group(1))  # type: ignore[union-attr]
     rate = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
-    errors = re.search(r"Socket errors: (.*)", output)
+    found = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)  # fmt: skip  # noqa: E501
+    errors: dict[str, int] = {}
+    if found:
+        kinds = ("connect", "read", "write", "timeout")
+        errors = dict(zip(kinds, map(int, found.groups()), strict=True))
     non_2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", output)
     return {
         "requests": requests,
         "requests_per_s": rate,
-        "socket_errors": errors.group(1) if errors else "none",
+        "socket_errors": errors or "none",
         "non_2xx": int(non_2xx.group(1)) if non_2xx else 0,
     }
 
