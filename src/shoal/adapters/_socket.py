@@ -40,6 +40,8 @@ def find_connection(local: str, peer: str) -> socket.socket | None:
     """A duplicate of this process's TCP socket from `peer` to `local` ("host:port"), or None.
 
     The caller closes it; the connection stays open (it is the server's).
+    It tries every descriptor of the process (about 10 us each): call it from
+    a thread, never on the event loop.
     """
     try:
         local_port = _split(local)[1]
@@ -60,7 +62,11 @@ def find_connection(local: str, peer: str) -> socket.socket | None:
                 continue
             if not str(peer_address[0]).endswith(peer_host):
                 continue
-            return sock.dup()
+            found = sock.dup()
+            if found.getpeername() != peer_address:  # the fd was closed and reused meanwhile
+                found.close()
+                continue
+            return found
         except OSError:
             continue  # a listener or an unconnected socket
         finally:

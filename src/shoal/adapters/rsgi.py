@@ -227,7 +227,7 @@ class RSGIAdapter(Adapter):
                 escape(scope.method),
                 escape(scope.path),
             )
-            pacer.abort()
+            await pacer.abort()
         finally:
             pacer.close()
 
@@ -261,17 +261,21 @@ class _Pacer:
         if self._sent > self._window:
             await self._wait()
 
-    def _find(self) -> socket.socket | None:
+    async def _find(self) -> socket.socket | None:
         if not self._searched:
             self._searched = True
-            self._sock = find_connection(self._scope.server, self._scope.client)
+            # about 10 us an open descriptor: off the loop, so that a worker
+            # holding thousands of connections does not stall while it looks
+            self._sock = await asyncio.to_thread(
+                find_connection, self._scope.server, self._scope.client
+            )
             if self._sock is not None:
                 first = acked(self._sock)
                 self._base = self._sent - (first or 0)
         return self._sock
 
     async def _wait(self) -> None:
-        sock = self._find()
+        sock = await self._find()
         if sock is None:  # HTTP/2, a Unix socket, not Linux: no pacing
             return
         delay = 0.002
@@ -284,8 +288,8 @@ class _Pacer:
             await asyncio.sleep(delay)
             delay = min(delay * 2, 0.1)
 
-    def abort(self) -> None:
-        self._find()
+    async def abort(self) -> None:
+        await self._find()
         if self._sock is not None:
             abort(self._sock)
 
