@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-time test deps lint typecheck pytest clean bench bench-events
+.PHONY: run run-time test deps lint typecheck pytest clean bench bench-events fuzz soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,19 @@ bench:
 ## writes the Events section of docs/benchmarks.md
 bench-events:
 	$(PYTHON) -m bench.events
+
+## make fuzz: atheris, coverage-guided, on both adapters (FUZZ_SECONDS=600; corpus in .fuzz/)
+FUZZ_SECONDS ?= 600
+fuzz: $(STAMP)
+	$(BIN)/python -m pip install -q -e '.[fuzz]'
+	mkdir -p .fuzz/corpus
+	cd .fuzz && PYTHONPATH=$(CURDIR) ../$(BIN)/python -m tests.hardening.atheris_harness corpus \
+	  -dict=$(CURDIR)/tests/hardening/fuzz.dict -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1
+
+## make soak: bounded wrk load with slowloris, slow-body and slow-reader clients mixed in (SOAK_SECONDS=60)
+SOAK_SECONDS ?= 60
+soak: $(STAMP)
+	$(BIN)/python -m tests.hardening.soak --seconds $(SOAK_SECONDS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache

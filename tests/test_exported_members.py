@@ -28,6 +28,7 @@ def test_internal_machinery_lives_in_private_modules() -> None:
         "errors",
         "events",
         "health",
+        "limits",
         "logs",
         "metrics",
         "openapi",

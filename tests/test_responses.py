@@ -119,16 +119,22 @@ async def test_streaming_stops_when_the_client_goes_away() -> None:
     assert sent == [b"0", b"1"] and closed == [True]
 
 
-async def test_streaming_iterator_error_is_logged(caplog: pytest.LogCaptureFixture) -> None:
+async def test_streaming_iterator_error_propagates_to_the_adapter() -> None:
+    # the adapter aborts the connection (tests/hardening checks it on a socket)
+    closed: list[bool] = []
+
     async def gen() -> AsyncIterator[bytes]:
-        yield b"a"
-        raise RuntimeError("broken generator")
+        try:
+            yield b"a"
+            raise RuntimeError("broken generator")
+        finally:
+            closed.append(True)
 
     sent: list[bytes] = []
 
     async def send(chunk: bytes) -> None:
         sent.append(chunk)
 
-    await StreamingResponse(gen()).send_to(send)
-    assert sent == [b"a"]
-    assert "iterator failed" in caplog.text and "broken generator" in caplog.text
+    with pytest.raises(RuntimeError, match="broken generator"):
+        await StreamingResponse(gen()).send_to(send)
+    assert sent == [b"a"] and closed == [True]

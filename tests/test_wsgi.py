@@ -438,9 +438,7 @@ def test_exc_info_before_the_body_replaces_the_response() -> None:
     assert (response.status_code, response.text, response.headers["x-error"]) == (503, "sorry", "1")
 
 
-def test_exc_info_after_the_body_started_aborts_the_stream(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
+def test_exc_info_after_the_body_started_aborts_the_stream() -> None:
     closed: list[bool] = []
 
     class Body:
@@ -462,11 +460,11 @@ def test_exc_info_after_the_body_started_aborts_the_stream(
         start_response("200 OK", [("Content-Type", "text/plain")])
         return Body(start_response)
 
-    with TestClient(mounted(app)) as client, caplog.at_level(logging.ERROR, "shoal"):
-        response = client.get("/w/")
-    assert (response.status_code, response.text) == (200, "partial")
+    # the status line is out: a server aborts the connection (tests/hardening),
+    # the test client raises the error rather than pass a short body as whole
+    with TestClient(mounted(app)) as client, pytest.raises(ValueError, match="failed mid-body"):
+        client.get("/w/")
     assert closed == [True]
-    assert any("failed mid-body" in str(r.exc_info and r.exc_info[1]) for r in caplog.records)
 
 
 # -- faults: 500 problem, logged, serving on ------------------------------------------

@@ -30,6 +30,7 @@ from .errors import (
     UpstreamUnavailable,
     ValidationError,
 )
+from .limits import Limits
 from .requests import Request
 from .responses import JSONResponse, Response, StreamingResponse
 from .settings import Secret, Settings
@@ -57,6 +58,7 @@ __all__ = [
     "IntegrityError",
     "JSONResponse",
     "Lifecycle",
+    "Limits",
     "MethodNotAllowed",
     "Middleware",
     "MigrationError",

@@ -57,7 +57,7 @@ from ._introspect import (
     split_annotated,
     without_none,
 )
-from .errors import BadRequest, ConfigurationError, HTTPError
+from .errors import JSON_DECODE_ERRORS, ConfigurationError, HTTPError, malformed_json
 
 if TYPE_CHECKING:
     from .requests import Request
@@ -283,8 +283,8 @@ class _BodyValue:
                     return self.decode_lax(body)
             message, loc = _body_error(text)
             raise Invalid(message, loc=loc) from None
-        except msgspec.DecodeError as exc:
-            raise BadRequest(detail=f"Malformed JSON body: {exc}") from None
+        except JSON_DECODE_ERRORS as exc:
+            raise malformed_json(exc, body) from None
 
 
 _INTEGRAL_FLOAT = re.compile(r"Expected `int[^`]*`, got `float`")

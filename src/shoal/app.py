@@ -10,6 +10,7 @@ an RSGI app (`app.__rsgi__`), each delegating to its adapter.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import enum
 import functools
 import inspect
@@ -28,12 +29,20 @@ from ._dependencies import Container, Override, Scope
 from ._handlers import HandlerPlan, Planner
 from ._threadpool import DEFAULT_QUEUE, DEFAULT_THREADS, PoolStatistics, ThreadPool, bind
 from .datastructures import State
-from .errors import ConfigurationError, HTTPError, MethodNotAllowed, NotFound, StartupError
+from .errors import (
+    BadRequest,
+    ConfigurationError,
+    HTTPError,
+    MethodNotAllowed,
+    NotFound,
+    StartupError,
+)
 from .health import Health, resource_check
-from .logs import AccessLog, install_record_factory, log_access, set_current_request
+from .limits import Limits
+from .logs import AccessLog, escape, install_record_factory, log_access, set_current_request
 from .metrics import Metrics, RouteStats, metrics_handler
 from .requests import BODYLESS_METHODS, Request
-from .responses import Response, problem_response, to_response
+from .responses import Response, check_status, problem_response, to_response
 from .routing import Mounts, Router, compile_template
 from .tracing import configured_tracer, trace_requests
 from .watchdog import DEFAULT_STALL_THRESHOLD, Watchdog, WatchdogStatistics
@@ -96,6 +105,11 @@ def _check_options(path: str, options: dict[str, Any]) -> RouteOptions:
         msgspec.convert(options, RouteOptions, strict=True)
     except msgspec.ValidationError as exc:
         raise TypeError(f"route {path!r}: invalid option: {exc}") from None
+    if "status" in options:
+        try:
+            check_status(options["status"])
+        except ValueError as exc:
+            raise ValueError(f"route {path!r}: {exc}") from None
     return options  # type: ignore[return-value]
 
 
@@ -152,7 +166,13 @@ class App:
         return {"time": time.time()}
     ```
 
-    `max_body_size` bounds request bodies (413 past it). `threads` (40) and
+    `max_body_size` bounds request bodies (413 past it); it and the other
+    limits on clients (`max_header_size`, `max_request_line`,
+    `header_timeout`, `body_timeout`, `keep_alive`, `max_connections`,
+    `backlog`, `handler_timeout`, `drain_timeout`, `stream_buffer`,
+    `memory_limit`) are
+    described, with their defaults, in `shoal.limits`; `app.limits` holds
+    them all. `threads` (40) and
     `max_queue` (200) size the pool that runs plain `def` handlers, mounted
     WSGI apps and `run_sync` calls: 40 threads keep 40 blocking calls in
     flight for a few MiB of stacks (sync code mostly waits on I/O, and past
@@ -180,7 +200,18 @@ class App:
     def __init__(
         self,
         *,
-        max_body_size: int = 1024 * 1024,
+        max_body_size: int = Limits.max_body_size,
+        max_header_size: int = Limits.max_header_size,
+        max_request_line: int = Limits.max_request_line,
+        header_timeout: float = Limits.header_timeout,
+        body_timeout: float = Limits.body_timeout,
+        keep_alive: bool = Limits.keep_alive,
+        max_connections: int = Limits.max_connections,
+        backlog: int = Limits.backlog,
+        handler_timeout: float | None = Limits.handler_timeout,
+        drain_timeout: float = Limits.drain_timeout,
+        stream_buffer: int = Limits.stream_buffer,
+        memory_limit: int | None = Limits.memory_limit,
         threads: int = DEFAULT_THREADS,
         max_queue: int = DEFAULT_QUEUE,
         stall_threshold: float | None = DEFAULT_STALL_THRESHOLD,
@@ -197,7 +228,22 @@ class App:
         request_ids: bool = True,
         access_log: bool | None = None,
     ) -> None:
+        self.limits = Limits(
+            max_body_size=max_body_size,
+            max_header_size=max_header_size,
+            max_request_line=max_request_line,
+            header_timeout=header_timeout,
+            body_timeout=body_timeout,
+            keep_alive=keep_alive,
+            max_connections=max_connections,
+            backlog=backlog,
+            handler_timeout=handler_timeout,
+            drain_timeout=drain_timeout,
+            stream_buffer=stream_buffer,
+            memory_limit=memory_limit,
+        )
         self.max_body_size = max_body_size
+        self._handler_timeout = handler_timeout
         self.router: Router[Endpoint] = Router()
         self.endpoints: list[Endpoint] = []
         self.resources: list[AbstractAsyncContextManager[Any]] = []
@@ -239,6 +285,16 @@ class App:
             from .openapi import install  # openapi imports the app's modules, not the reverse
 
             install(self, openapi_url, docs_url)
+
+    def set_limits(self, **changes: Any) -> None:
+        """Change some of `app.limits` (`app.set_limits(body_timeout=5)`), before it starts.
+
+        `shoal run` calls it in each worker with its command-line limits.
+        """
+        self._check_not_running("change its limits")
+        self.limits = dataclasses.replace(self.limits, **changes)
+        self.max_body_size = self.limits.max_body_size
+        self._handler_timeout = self.limits.handler_timeout
 
     @property
     def lifecycle(self) -> Lifecycle:
@@ -595,7 +651,10 @@ class App:
                 request.endpoint = endpoint
                 if method not in BODYLESS_METHODS:
                     request.check_declared_size()
-                response = to_response(await endpoint.plan.call(request))
+                if self._handler_timeout is None:
+                    response = to_response(await endpoint.plan.call(request))
+                else:
+                    response = to_response(await self._timed(endpoint, request))
             except Exception as exc:
                 response = self._error_response(request, exc)
         if method == "HEAD" and self._direct:  # else _guarded strips it
@@ -604,6 +663,9 @@ class App:
 
     async def _unrouted(self, request: Request, exc: HTTPError) -> Response:
         """No route answers: a mounted app, a trailing-slash redirect, or the 404/405."""
+        if not request.path.startswith("/") and request.path != "*":
+            # `GET pid HTTP/1.1`, `CONNECT host:443`: no target a route could have
+            return problem_response(BadRequest(detail="The request target must start with '/'."))
         try:
             mount = self.mounts.find(request.path) if self.mounts else None
             if mount is not None:
@@ -617,10 +679,32 @@ class App:
             target += "?" + request.query_string
         return Response(status=308, headers=[("location", target)])
 
+    async def _timed(self, endpoint: Endpoint, request: Request) -> Any:
+        # the opt-in handler timeout: the handler's await is cancelled (a plain
+        # `def` handler's thread cannot be: it runs on, its result dropped)
+        timeout = self._handler_timeout
+        try:
+            async with asyncio.timeout(timeout):
+                return await endpoint.plan.call(request)
+        except TimeoutError:
+            logger.warning(
+                "handler %s ran past the handler timeout of %s s answering %s %s; cancelled",
+                endpoint.name,
+                timeout,
+                escape(request.method),
+                escape(request.path),
+            )
+            raise HTTPError(504, f"The handler did not answer within {timeout} s.") from None
+
     def _error_response(self, request: Request, exc: Exception) -> Response:
         if isinstance(exc, HTTPError):
             return problem_response(exc)
-        logger.error("unhandled error answering %s %s", request.method, request.path, exc_info=exc)
+        logger.error(
+            "unhandled error answering %s %s",
+            escape(request.method),
+            escape(request.path),
+            exc_info=exc,
+        )
         return problem_response(_INTERNAL_ERROR)
 
     # -- protocol entry points (each delegates to its adapter) --------------

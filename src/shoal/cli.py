@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import importlib
+import json
 import logging
+import math
 import os
 import shutil
 import sys
@@ -14,8 +17,10 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ._supervision import LIMITS_ENV, SUPERVISOR_ENV, raise_fd_limit
 from .app import App
 from .errors import ConfigurationError
+from .limits import Limits
 from .logs import logging_config
 
 __all__ = ["load_app", "main"]
@@ -109,8 +114,40 @@ def _python_files() -> Any:
     return PythonFilter
 
 
+# `shoal run` options for the fields of `Limits` (`--body-timeout`...): (type, help)
+_LIMIT_OPTIONS: dict[str, tuple[Callable[[str], Any], str]] = {
+    "max_body_size": (int, "largest request body, bytes (413 past it)"),
+    "max_header_size": (int, "largest request head, bytes (431 past it)"),
+    "max_request_line": (int, "longest path or query string, bytes (414 past it)"),
+    "header_timeout": (float, "seconds to receive a request head; also the keep-alive idle time"),
+    "body_timeout": (float, "seconds to receive a whole body (408 past it)"),
+    "max_connections": (int, "connections a worker serves at once"),
+    "backlog": (int, "connections the kernel queues before they are accepted"),
+    "handler_timeout": (float, "seconds a handler may run (504 past it; default: no limit)"),
+    "drain_timeout": (float, "seconds a worker may drain after SIGTERM before it is killed"),
+    "stream_buffer": (int, "bytes a streamed response may run ahead of its client"),
+    "memory_limit": (int, "bytes of data a worker may hold (RLIMIT_DATA; default: no limit)"),
+}
+
+
+def _limits(declared: Limits, args: argparse.Namespace) -> tuple[Limits, dict[str, Any]]:
+    """The app's limits with the command line's over them, and those overrides alone."""
+    overrides = {
+        name: getattr(args, name)
+        for name in _LIMIT_OPTIONS
+        if getattr(args, name, None) is not None
+    }
+    if args.no_keep_alive:
+        overrides["keep_alive"] = False
+    try:
+        return dataclasses.replace(declared, **overrides), overrides
+    except ValueError as exc:
+        raise TargetError(str(exc)) from None
+
+
 def _run(args: argparse.Namespace) -> int:
     from granian.constants import Interfaces
+    from granian.http import HTTP1Settings, HTTP2Settings
     from granian.log import LogLevels
 
     # Import the target here to fail in one line rather than in every worker,
@@ -120,6 +157,7 @@ def _run(args: argparse.Namespace) -> int:
     before = set(sys.modules)
     app = load_app(args.target)
     is_app, is_callable, kind = isinstance(app, App), callable(app), type(app).__name__
+    limits, overrides = _limits(app.limits if is_app else Limits(), args)
     del app
     for name in set(sys.modules) - before:
         del sys.modules[name]
@@ -142,6 +180,12 @@ def _run(args: argparse.Namespace) -> int:
     os.environ["PYTHONPATH"] = os.pathsep.join(
         filter(None, [os.getcwd(), os.environ.get("PYTHONPATH")])
     )
+    # the supervisor's side of shoal._supervision: the workers inherit all three
+    open_files = raise_fd_limit()
+    os.environ[SUPERVISOR_ENV] = str(os.getpid())
+    os.environ[LIMITS_ENV] = json.dumps(overrides)
+    # a connection costs a descriptor; keep some for files, the database, clients
+    connections = min(limits.max_connections, max(64, open_files - 256))
     # a folder shared with the workers: metrics snapshots and the drain marker
     run_folder = tempfile.mkdtemp(prefix="shoal-run-")
     os.environ["SHOAL_RUN_DIR"] = run_folder
@@ -163,6 +207,18 @@ def _run(args: argparse.Namespace) -> int:
         log_dictconfig=logging_config(args.log_format, args.log_level),
         log_access=args.access_log and args.interface == "wsgi",  # shoal logs its own
         working_dir=Path.cwd(),
+        backlog=limits.backlog,
+        backpressure=connections,
+        http1_settings=HTTP1Settings(
+            header_read_timeout=int(limits.header_timeout * 1000),
+            keep_alive=limits.keep_alive,
+            max_buffer_size=limits.max_header_size,
+        ),
+        # HTTP/2 (h2c prior knowledge, or TLS): the same header limit, not granian's 16 MiB
+        http2_settings=HTTP2Settings(max_headers_size=limits.max_header_size),
+        respawn_failed_workers=not args.reload,
+        respawn_interval=0.5,
+        workers_kill_timeout=max(1, math.ceil(limits.drain_timeout)),
     )
     try:
         server.serve()
@@ -235,6 +291,12 @@ def build_parser() -> argparse.ArgumentParser:
         default="rsgi",
         choices=INTERFACES,
         help="protocol (default rsgi; wsgi serves a plain WSGI application)",
+    )
+    limits = run.add_argument_group("limits (default: the app's own, see shoal.limits)")
+    for name, (kind, help_text) in _LIMIT_OPTIONS.items():
+        limits.add_argument("--" + name.replace("_", "-"), type=kind, help=help_text)
+    limits.add_argument(
+        "--no-keep-alive", action="store_true", help="close every connection after one response"
     )
     run.set_defaults(func=_run)
 

@@ -49,6 +49,8 @@ from collections.abc import Mapping
 from http import HTTPStatus
 from typing import Any
 
+import msgspec
+
 __all__ = [
     "BadRequest",
     "ConfigurationError",
@@ -402,3 +404,30 @@ class UpstreamTimeout(UpstreamUnavailable):
     """
 
     status = 504
+
+
+JSON_DECODE_ERRORS: tuple[type[Exception], ...] = (
+    msgspec.DecodeError,
+    RecursionError,
+    UnicodeDecodeError,
+)
+"""What msgspec's JSON decoders raise for a body that is not JSON: besides
+`DecodeError`, nesting deeper than it recurses, and bytes that are not UTF-8."""
+
+
+def malformed_json(exc: Exception, body: bytes) -> BadRequest:
+    """The 400 for a body that could not be decoded as JSON: a detail that says why.
+
+    The one wording of a decode failure, for `request.json()` and typed
+    bodies alike; never a traceback, never a 500.
+    """
+    if isinstance(exc, RecursionError):
+        detail = "Malformed JSON body: nested too deeply"
+    elif isinstance(exc, UnicodeDecodeError):
+        detail = f"Malformed JSON body: not valid UTF-8 at byte {exc.start}"
+    elif str(exc) == "Input data was truncated" and b"\\u" in body:
+        # msgspec reads past a lone surrogate escape looking for its pair
+        detail = "Malformed JSON body: truncated, or an unpaired \\u surrogate escape"
+    else:
+        detail = f"Malformed JSON body: {exc}"
+    return BadRequest(detail=detail)

@@ -17,7 +17,8 @@ from urllib.parse import quote
 import msgspec
 
 from .datastructures import Headers, QueryParams, State
-from .errors import BadRequest, PayloadTooLarge
+from .errors import JSON_DECODE_ERRORS, BadRequest, HTTPError, PayloadTooLarge, malformed_json
+from .limits import Limits
 from .responses import no_body
 
 if TYPE_CHECKING:
@@ -74,16 +75,36 @@ DISCARD_LIMIT = 1024 * 1024
 DISCARD_TIMEOUT = 1.0
 
 
-async def discard(chunks: AsyncIterable[bytes]) -> None:
+def body_timed_out(timeout: float) -> HTTPError:
+    """The 408 for a body that did not arrive in time; the connection is closed after it."""
+    return HTTPError(
+        408,
+        f"The request body did not arrive within {timeout} s.",
+        headers={"connection": "close"},
+    )
+
+
+def uri_too_long(limit: int) -> HTTPError:
+    """The 414 for a path or query string longer than the app's `max_request_line`."""
+    return HTTPError(414, f"The request target is over this service's limit of {limit} bytes.")
+
+
+async def discard(chunks: AsyncIterable[bytes]) -> bool:
     """Read and drop what is left of a body, at most `DISCARD_LIMIT` bytes for
-    at most `DISCARD_TIMEOUT` seconds; errors end it quietly."""
+    at most `DISCARD_TIMEOUT` seconds; errors end it quietly.
+
+    True when the body was dropped to its end; False when it gave up, and the
+    connection must then be closed (what is left of the body is on the wire).
+    """
     dropped = 0
     with contextlib.suppress(Exception):
         async with asyncio.timeout(DISCARD_TIMEOUT):
             async for chunk in chunks:
                 dropped += len(chunk)
                 if dropped > DISCARD_LIMIT:
-                    return
+                    return False
+            return True
+    return False
 
 
 class Request:
@@ -347,9 +368,20 @@ class Request:
         self._consumed = True
         self.check_declared_size()
         limit = self.max_body_size
+        timeout = self.app.limits.body_timeout if self.app is not None else Limits.body_timeout
+        deadline = asyncio.get_running_loop().time() + timeout
         seen = 0
         chunks = self._chunks()
-        async for chunk in chunks:
+        while True:
+            try:
+                # the whole body must arrive by the deadline: a client that
+                # trickles it (slow-body attack) holds a connection no longer
+                async with asyncio.timeout_at(deadline):
+                    chunk = await anext(chunks)
+            except StopAsyncIteration:
+                return
+            except TimeoutError:
+                raise body_timed_out(timeout) from None
             seen += len(chunk)
             if seen > limit:
                 await discard(chunks)
@@ -387,8 +419,8 @@ class Request:
         body = await self.body()
         try:
             return _json_decode(body)
-        except msgspec.DecodeError as exc:
-            raise BadRequest(detail=f"Malformed JSON body: {exc}") from exc
+        except JSON_DECODE_ERRORS as exc:
+            raise malformed_json(exc, body) from None
 
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.url}>"

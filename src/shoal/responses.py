@@ -11,6 +11,7 @@ msgspec `Struct`, dataclass → JSON 200 (or the route's `status`); `None` →
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from typing import Any
 
@@ -22,6 +23,7 @@ __all__ = [
     "JSONResponse",
     "Response",
     "StreamingResponse",
+    "check_status",
     "no_body",
     "problem_response",
     "to_response",
@@ -44,11 +46,30 @@ async def no_body() -> AsyncIterator[bytes]:
     yield  # pragma: no cover - makes this an async generator
 
 
+_FORBIDDEN_IN_HEADERS = re.compile(r"[\r\n\0]")
+
+
+def check_status(status: int) -> int:
+    """`status` if a final response may carry it (200-599); else `ValueError`.
+
+    The HTTP servers under shoal refuse other codes when they write them
+    (granian stops the process), so they are refused where they are written.
+    """
+    if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 599:
+        raise ValueError(f"a response status must be an int from 200 to 599, not {status!r}")
+    return int(status)
+
+
 def _header_list(headers: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> RawHeaders:
     if headers is None:
         return []
     items = headers.items() if isinstance(headers, Mapping) else headers
-    return [(name.lower(), value) for name, value in items]
+    checked = [(name.lower(), value) for name, value in items]
+    for name, value in checked:
+        if _FORBIDDEN_IN_HEADERS.search(value) or _FORBIDDEN_IN_HEADERS.search(name):
+            # a server drops such a header silently, or splits the response on it
+            raise ValueError(f"header {name!r} holds a CR, LF or NUL: {value!r}")
+    return checked
 
 
 class Response:
@@ -69,9 +90,16 @@ class Response:
         headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
         media_type: str | None = None,
     ) -> None:
-        self.status = status
+        self.status = check_status(status)
         self.body = content.encode() if isinstance(content, str) else content
         self.headers = _header_list(headers)
+        if self.body:
+            length = self.header("content-length")
+            if length is not None and length != str(len(self.body)):
+                # sent as it is, a wrong length corrupts the next response on the connection
+                raise ValueError(
+                    f"content-length {length!r} does not match the body of {len(self.body)} bytes"
+                )
         media_type = media_type or self.media_type
         if media_type is not None and not any(k == "content-type" for k, _ in self.headers):
             if media_type.startswith("text/") and "charset" not in media_type:
@@ -157,9 +185,11 @@ class StreamingResponse(Response):
         """Pass each chunk, as bytes, to `send` (an adapter's transport write).
 
         A failing `send` means the client went away: streaming stops quietly.
-        An error raised by the iterator itself is logged (the status line is
-        already sent, so it cannot become an error response). Either way the
-        iterator is closed, so its `finally` blocks run.
+        An error raised by the iterator itself propagates (the status line is
+        already sent, so it cannot become an error response: the adapter
+        aborts the connection, so the client sees an incomplete response, not
+        a clean end). Either way the iterator is closed, so its `finally`
+        blocks run.
         """
         iterator = aiter(self.chunks)
         try:
@@ -169,8 +199,6 @@ class StreamingResponse(Response):
                 except Exception:
                     logger.info("the client went away during a streamed response")
                     return
-        except Exception:
-            logger.exception("a streamed response's iterator failed after the response started")
         finally:
             aclose = getattr(iterator, "aclose", None)
             if aclose is not None:

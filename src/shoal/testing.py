@@ -171,6 +171,8 @@ class AsyncTestClient:
             response = await self.app.handle(request)
             data = response.body
             if isinstance(response, StreamingResponse):
+                # a stream whose iterator fails raises here: a server would abort
+                # the connection, and a short body must not pass as whole
                 chunks: list[bytes] = []
 
                 async def collect(chunk: bytes) -> None:

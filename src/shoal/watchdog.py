@@ -44,6 +44,8 @@ from dataclasses import dataclass
 from types import CodeType, FrameType
 from typing import TYPE_CHECKING, Any
 
+from .logs import escape
+
 if TYPE_CHECKING:
     from .app import Endpoint
     from .requests import Request
@@ -85,11 +87,11 @@ class StallReport:
         where = f"in handler {self.handler}" if self.handler else "outside any handler"
         facts = []
         if self.method is not None:
-            facts.append(f"request {self.method} {self.path}")
+            facts.append(f"request {escape(self.method)} {escape(self.path or '')}")
         if self.route is not None:
             facts.append(f"route {self.route}")
         if self.request_id is not None:
-            facts.append(f"request id {self.request_id}")
+            facts.append(f"request id {escape(self.request_id)}")
         line = (
             f"the event loop was held for {self.duration:.3f} s "
             f"(threshold {self.threshold:.3f} s) {where}"

@@ -6,12 +6,17 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from .._supervision import apply_limit_overrides, supervise
 from ..errors import BadRequest
-from ..requests import BODYLESS_METHODS, Connection, Request
-from ..responses import StreamingResponse
-from ._base import Adapter, drop_unread_body
+from ..logs import escape
+from ..requests import BODYLESS_METHODS, Connection, Request, uri_too_long
+from ..responses import Response, StreamingResponse, problem_response
+from ._base import Adapter, drop_unread_body, framing_error, head_too_large, unsendable
+
+if TYPE_CHECKING:
+    from ..app import Handler
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -28,24 +33,74 @@ def _decode_headers(raw: list[tuple[bytes, bytes]]) -> Callable[[], list[tuple[s
 class _Body:
     """The request body's `receive` side; `done` once nothing more can come."""
 
-    __slots__ = ("receive", "done")
+    __slots__ = ("receive", "done", "finished")
 
     def __init__(self, receive: Receive, scope: Scope) -> None:
         self.receive = receive
         self.done = not _may_have_body(scope)
+        self.finished: asyncio.Event | None = None  # set with `done`, for a watcher
+
+    def _end(self) -> None:
+        self.done = True
+        if self.finished is not None:
+            self.finished.set()
 
     async def read(self) -> AsyncIterator[bytes]:
         while True:
             message = await self.receive()
             if message["type"] == "http.disconnect":
-                self.done = True
+                self._end()
                 raise BadRequest(detail="The client disconnected before sending the whole body.")
             chunk = message.get("body", b"")
             if chunk:
                 yield chunk
             if not message.get("more_body", False):
-                self.done = True
+                self._end()
                 return
+
+
+async def _cancelled_on_disconnect(
+    handler: Handler, request: Request, body: _Body
+) -> Response | None:
+    """`handler(request)`, cancelled if the client disconnects first (then None).
+
+    The ASGI side of the RSGI adapter's rule of the same name (writes only):
+    once the body is read, `receive()` has nothing left to say but
+    `http.disconnect`, so a watcher waits for the body's end, then for that.
+    """
+    task = asyncio.current_task()
+    state = {"answered": False, "gone": False}
+    body.finished = asyncio.Event()
+    if body.done:
+        body.finished.set()
+
+    async def watch() -> None:
+        assert body.finished is not None
+        await body.finished.wait()
+        while (await body.receive())["type"] != "http.disconnect":
+            pass
+        if not state["answered"] and task is not None:
+            state["gone"] = True
+            task.cancel()
+
+    watcher = asyncio.ensure_future(watch())
+    try:
+        return await handler(request)
+    except asyncio.CancelledError:
+        if not state["gone"] or task is None:
+            raise
+        task.uncancel()
+        logger.info(
+            "the client of %s %s disconnected; its handler was cancelled",
+            escape(request.method),
+            escape(request.path),
+        )
+        return None
+    finally:
+        state["answered"] = True
+        watcher.cancel()
+        if watcher.done() and not watcher.cancelled():
+            watcher.exception()  # a receive() that failed: retrieved, not lost
 
 
 def _may_have_body(scope: Scope) -> bool:
@@ -75,6 +130,27 @@ class ASGIAdapter(Adapter):
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = self.app
+        hosts = 0
+        codings: list[str] | None = None
+        has_length = False
+        size = 0
+        for name, value in scope.get("headers", ()):
+            size += len(name) + len(value) + 4
+            if name == b"host":
+                hosts += 1
+            elif name == b"transfer-encoding":
+                codings = [*(codings or []), value.decode("latin-1")]
+            elif name == b"content-length":
+                has_length = True
+        if size > app.limits.max_header_size:  # granian checks this itself; uvicorn does not
+            await self._send_complete(send, head_too_large(app.limits.max_header_size))
+            return
+        if hosts != 1 or codings is not None:
+            version = scope.get("http_version", "1.1")
+            refused = framing_error(version, hosts, codings, has_length)
+            if refused is not None:  # the body's framing is not to be trusted: not read
+                await self._send_complete(send, refused)
+                return
         client = scope.get("client")
         body = _Body(receive, scope)
         request = Request(
@@ -88,38 +164,62 @@ class ASGIAdapter(Adapter):
             Connection(scope.get("scheme", "http"), scope.get("http_version", "1.1")),
             raw_path=scope.get("raw_path"),
         )
-        response = await (self._handle or self._compose())(request)
-        await drop_unread_body(response, not body.done, body.read)
+        limit = app.limits.max_request_line
+        if len(request.path) > limit or len(request.query_string) > limit:
+            response = problem_response(uri_too_long(limit))
+        else:
+            handler = self._handle or self._compose()
+            if request.method in BODYLESS_METHODS:
+                response = await handler(request)
+            else:
+                answered = await _cancelled_on_disconnect(handler, request, body)
+                if answered is None:
+                    return  # the client is gone: nobody to answer
+                response = answered
+            if not 200 <= response.status <= 599:
+                response = unsendable(request, response)
+        await drop_unread_body(request, response, not body.done, body.read)
+        if not isinstance(response, StreamingResponse):
+            await self._send_complete(send, response)
+            return
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.with_length()]
         await send({"type": "http.response.start", "status": response.status, "headers": headers})
-        if isinstance(response, StreamingResponse):
-            # ASGI servers report a client that hangs up only through receive():
-            # watch it (once the body is read, so no chunk is stolen) and stop
-            # the stream at its next chunk, so its iterator is closed.
-            gone = asyncio.ensure_future(_wait_disconnect(receive)) if body.done else None
+        # ASGI servers report a client that hangs up only through receive():
+        # watch it (once the body is read, so no chunk is stolen) and stop
+        # the stream at its next chunk, so its iterator is closed.
+        gone = asyncio.ensure_future(_wait_disconnect(receive)) if body.done else None
 
-            async def send_chunk(chunk: bytes) -> None:
-                if gone is not None and gone.done():
-                    raise ConnectionResetError("the client disconnected")
-                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        async def send_chunk(chunk: bytes) -> None:
+            if gone is not None and gone.done():
+                raise ConnectionResetError("the client disconnected")
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
 
-            try:
-                await response.send_to(send_chunk)
-            finally:
-                if gone is not None:
-                    gone.cancel()
-                    if gone.done() and not gone.cancelled():
-                        gone.exception()  # a receive() that failed: retrieved, not lost
-            with contextlib.suppress(OSError):  # the client is gone; send_to logged it
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-        else:
-            await send({"type": "http.response.body", "body": response.body})
+        try:
+            # an iterator that fails midway propagates out of the app: the
+            # server logs it once and aborts the connection (ASGI's only
+            # way to end a started response with an error)
+            await response.send_to(send_chunk)
+        finally:
+            if gone is not None:
+                gone.cancel()
+                if gone.done() and not gone.cancelled():
+                    gone.exception()  # a receive() that failed: retrieved, not lost
+        with contextlib.suppress(OSError):  # the client is gone; send_to logged it
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    @staticmethod
+    async def _send_complete(send: Send, response: Response) -> None:
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.with_length()]
+        await send({"type": "http.response.start", "status": response.status, "headers": headers})
+        await send({"type": "http.response.body", "body": response.body})
 
     async def _lifespan(self, receive: Receive, send: Send) -> None:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
                 try:
+                    supervise()
+                    apply_limit_overrides(self.app)
                     await self.app.startup()
                 except Exception as exc:
                     logger.exception("shoal: startup failed")

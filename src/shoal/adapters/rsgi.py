@@ -4,17 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 import sys
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
+from .._supervision import apply_limit_overrides, supervise
 from ..errors import BadRequest
-from ..requests import BODYLESS_METHODS, Request
-from ..responses import StreamingResponse
-from ._base import Adapter, drop_unread_body
+from ..logs import escape
+from ..requests import BODYLESS_METHODS, Request, uri_too_long
+from ..responses import StreamingResponse, problem_response
+from ._base import Adapter, drop_unread_body, framing_error, unsendable
+from ._socket import abort, acked, find_connection
 
 if TYPE_CHECKING:
-    from ..app import App
+    from ..app import App, Handler
+    from ..responses import Response
 
 logger = logging.getLogger("shoal")
 
@@ -80,6 +85,9 @@ class _RSGIRequest(Request):
             return self._query_string
         except AttributeError:
             query: str = self._connection.query_string
+            limit = self.app.limits.max_request_line if self.app is not None else len(query)
+            if len(query) > limit:
+                raise uri_too_long(limit) from None
             self._query_string = query
             return query
 
@@ -100,6 +108,45 @@ class _RSGIRequest(Request):
         return _read_body(self)
 
 
+async def _cancelled_on_disconnect(
+    handler: Handler, request: Request, proto: Any
+) -> Response | None:
+    """`handler(request)`, cancelled if the client disconnects first (then None).
+
+    For the methods that change things: a client that hangs up mid-request
+    cancels the handler, so its transaction rolls back instead of finishing
+    for nobody (and the cancellation runs the handler's `finally` blocks:
+    nothing is half done). Reads run to their end: watching costs granian
+    a task per request (about 5 us), too much for the hot path.
+    """
+    task = asyncio.current_task()
+    watcher = proto.client_disconnect()
+    state = {"answered": False, "gone": False}
+
+    def disconnected(_: Any) -> None:
+        if not state["answered"] and task is not None:
+            state["gone"] = True
+            task.cancel()
+
+    watcher.add_done_callback(disconnected)
+    try:
+        return await handler(request)
+    except asyncio.CancelledError:
+        if not state["gone"] or task is None:
+            raise
+        task.uncancel()
+        logger.info(
+            "the client of %s %s disconnected; its handler was cancelled",
+            escape(request.method),
+            escape(request.path),
+        )
+        return None
+    finally:
+        state["answered"] = True
+        watcher.remove_done_callback(disconnected)
+        watcher.cancel()
+
+
 class RSGIAdapter(Adapter):
     """`handle` is the RSGI callable; `init` and `close` run the app's lifespan.
 
@@ -108,10 +155,17 @@ class RSGIAdapter(Adapter):
     `await app.shutdown()` after; `init` and `close` then do nothing.
     """
 
+    def __init__(self, app: App) -> None:
+        super().__init__(app)
+        self._max_line = app.limits.max_request_line
+
     def init(self, loop: asyncio.AbstractEventLoop) -> None:
         """Run the app's startup before the worker serves; exit the worker if it fails."""
         if loop.is_running():
             return
+        supervise()
+        apply_limit_overrides(self.app)
+        self._max_line = self.app.limits.max_request_line
         try:
             loop.run_until_complete(self.app.startup())
         except Exception:
@@ -129,11 +183,116 @@ class RSGIAdapter(Adapter):
             proto.close(403)
             return
         request = _RSGIRequest(scope, proto, self.app)
-        response = await (self._handle or self._compose())(request)
+        headers = scope.headers
+        hosts = len(headers.get_all("host"))
+        codings = headers.get_all("transfer-encoding") if "transfer-encoding" in headers else None
+        if hosts != 1 or codings is not None:
+            refused = framing_error(
+                scope.http_version, hosts, codings, "content-length" in headers
+            )
+            if refused is not None:  # the body's framing is not to be trusted: not read
+                proto.response_bytes(refused.status, refused.headers, refused.body)
+                return
+        if len(request.path) > self._max_line:
+            response = problem_response(uri_too_long(self._max_line))
+        else:
+            handler = self._handle or self._compose()
+            if request.method in BODYLESS_METHODS:
+                response = await handler(request)
+            else:
+                answered = await _cancelled_on_disconnect(handler, request, proto)
+                if answered is None:
+                    return  # the client is gone: nobody to answer
+                response = answered
+            if not 200 <= response.status <= 599:
+                response = unsendable(request, response)
         if isinstance(response, StreamingResponse):
-            transport = proto.response_stream(response.status, response.headers)
-            await response.send_to(transport.send_bytes)
+            await self._stream(scope, proto, response)
             return
         if request.method not in BODYLESS_METHODS:
-            await drop_unread_body(response, not hasattr(request, "_finished"), lambda: proto)
+            await drop_unread_body(
+                request, response, not hasattr(request, "_finished"), lambda: _read_body(request)
+            )
         proto.response_bytes(response.status, response.headers, response.body)
+
+    async def _stream(self, scope: Any, proto: Any, response: StreamingResponse) -> None:
+        transport = proto.response_stream(response.status, response.headers)
+        pacer = _Pacer(scope, self.app.limits.stream_buffer, transport.send_bytes)
+        try:
+            await response.send_to(pacer.send)
+        except Exception:
+            # the status line is out: the only honest end is a broken connection
+            logger.exception(
+                "a streamed response to %s %s failed midway; the connection is aborted",
+                escape(scope.method),
+                escape(scope.path),
+            )
+            await pacer.abort()
+        finally:
+            pacer.close()
+
+
+class _Pacer:
+    """Writes a stream's chunks, pausing while the client is `window` bytes behind.
+
+    granian's `send_bytes` never waits (see `shoal.adapters._socket`), so a
+    client that does not read would have the whole stream buffered for it.
+    Past the first `window` bytes the connection's socket is found, and each
+    write then waits while the bytes sent but not acknowledged by the client
+    exceed `window`. The bytes before that moment are not counted, so what a
+    stream holds in memory for a client that stops reading is at most about
+    two windows and a chunk, besides the kernel's socket buffers.
+    """
+
+    __slots__ = ("_scope", "_window", "_write", "_sent", "_sock", "_base", "_searched")
+
+    def __init__(self, scope: Any, window: int, write: Any) -> None:
+        self._scope = scope
+        self._window = window
+        self._write = write
+        self._sent = 0
+        self._sock: socket.socket | None = None
+        self._base = 0  # sent - acked when the socket was found
+        self._searched = False
+
+    async def send(self, chunk: bytes) -> None:
+        await self._write(chunk)
+        self._sent += len(chunk)
+        if self._sent > self._window:
+            await self._wait()
+
+    async def _find(self) -> socket.socket | None:
+        if not self._searched:
+            self._searched = True
+            # about 10 us an open descriptor: off the loop, so that a worker
+            # holding thousands of connections does not stall while it looks
+            self._sock = await asyncio.to_thread(
+                find_connection, self._scope.server, self._scope.client
+            )
+            if self._sock is not None:
+                first = acked(self._sock)
+                self._base = self._sent - (first or 0)
+        return self._sock
+
+    async def _wait(self) -> None:
+        sock = await self._find()
+        if sock is None:  # HTTP/2, a Unix socket, not Linux: no pacing
+            return
+        delay = 0.002
+        while True:
+            done = acked(sock)
+            if done is None:
+                raise ConnectionResetError("the client disconnected")
+            if self._sent - done - self._base <= self._window:
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.1)
+
+    async def abort(self) -> None:
+        await self._find()
+        if self._sock is not None:
+            abort(self._sock)
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()

@@ -328,6 +328,26 @@ def _control(raw: sqlite3.Connection, statement: str) -> None:
     raw.execute(statement)
 
 
+def _use_wal(raw: sqlite3.Connection, timeout: float) -> None:
+    # Switching a new file to WAL takes an exclusive lock and SQLite does not
+    # call the busy handler for it: two workers opening a new database at once
+    # get "database is locked" for one of them. Retry until the busy timeout.
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    while True:
+        try:
+            raw.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            code = getattr(exc, "sqlite_errorcode", None)
+            if code is None or code & 0xFF not in (_BUSY, _LOCKED):
+                raise
+            if time.monotonic() >= deadline:
+                raise
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)
+
+
 def _connect(path: str, options: DatabaseOptions) -> sqlite3.Connection:
     try:
         raw = sqlite3.connect(
@@ -342,7 +362,7 @@ def _connect(path: str, options: DatabaseOptions) -> sqlite3.Connection:
     try:
         raw.execute("PRAGMA foreign_keys = ON")
         if path != ":memory:":
-            raw.execute("PRAGMA journal_mode = WAL")
+            _use_wal(raw, options.busy_timeout)
             raw.execute("PRAGMA synchronous = NORMAL")
     except sqlite3.Error as exc:
         raw.close()
