@@ -41,12 +41,6 @@ HISTOGRAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 # labels Prometheus adds to every series (deploy/prometheus/prometheus.yml)
 TARGET_LABELS = frozenset({"job", "instance", "namespace", "pod", "service"})
 
-# `shoal run` flags deploy/ passes that this branch's CLI may not know yet
-# (the drain contract and JSON logs land with the rest of issue 11); once the
-# parser knows a flag, the tests parse its value like any other
-PENDING_RUN_FLAGS = frozenset({"--drain-grace", "--drain-timeout", "--log-format"})
-
-
 def manifests() -> dict[str, dict[str, Any]]:
     """Each Kubernetes manifest of deploy/kubernetes by kind (one document a file)."""
     found: dict[str, dict[str, Any]] = {}

@@ -18,7 +18,6 @@ def test_the_deployments_command_answers_its_probes_and_exports_the_contracts_me
     flags = dict(zip(rest[::2], rest[1::2], strict=True))
     flags.pop("--port"), flags.pop("--host")  # running_server picks a free loopback port
     flags["--drain-grace"] = "0"  # the test stops the server at once
-    flags.pop("--drain-timeout", None)  # until `shoal run` has it (issue 10)
     extra = [item for pair in flags.items() for item in pair]
     with running_server("granian-rsgi", target, extra=extra) as server:
         for path in (LIVENESS_PATH, READINESS_PATH, METRICS_PATH):
