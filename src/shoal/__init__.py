@@ -3,6 +3,7 @@
 from ._introspect import Body, Depends, Header, Query
 from ._threadpool import PoolStatistics, run_sync
 from .app import App, AppStatistics, Endpoint, Handler, Lifecycle, Middleware, RouteOptions
+from .cors import CORS
 from .datastructures import Headers, QueryParams, State
 from .errors import (
     BadRequest,
@@ -36,6 +37,7 @@ from .wsgi import WSGIMount
 __version__ = "0.1.0"
 
 __all__ = [
+    "CORS",
     "App",
     "AppStatistics",
     "BadRequest",

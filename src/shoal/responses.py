@@ -110,6 +110,17 @@ class Response:
                 return value
         return None
 
+    def add_vary(self, name: str) -> None:
+        """Add `name` to the `Vary` header (merged into an existing one, never twice)."""
+        headers = self.headers
+        for index, (key, value) in enumerate(headers):
+            if key == "vary":
+                listed = [item.strip().lower() for item in value.split(",")]
+                if name.lower() not in listed and "*" not in listed:
+                    headers[index] = ("vary", f"{value}, {name}")
+                return
+        headers.append(("vary", name))
+
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.status}>"
 
