@@ -1,6 +1,6 @@
 """shoal: JSON microservices in a few lines, on a native hot path (granian, msgspec)."""
 
-from ._introspect import Body, Depends, Header, Query
+from ._introspect import Body, Cookie, Depends, Header, Query
 from ._threadpool import PoolStatistics, run_sync
 from .app import App, AppStatistics, Endpoint, Handler, Lifecycle, Middleware, RouteOptions
 from .cors import CORS
@@ -44,6 +44,7 @@ __all__ = [
     "Body",
     "ConfigurationError",
     "Conflict",
+    "Cookie",
     "DatabaseError",
     "DatabaseUnavailable",
     "Depends",

@@ -8,6 +8,7 @@ only runs its resolvers and calls the handler.
 Where a value can come from is decided by `Planner.sources`, a list of
 functions tried in order for each parameter; the first that returns a
 `Resolver` wins: path parameters, the `Request`, headers marked `Header()`,
+cookies marked `Cookie()`,
 providers and resources (`_dependencies`), the JSON body, then the query
 string (`_params`); the vocabulary they share lives in `_introspect`. A
 parameter that no source claims is a `ConfigurationError` at registration.
@@ -40,7 +41,7 @@ from ._introspect import (
     is_plain_result,
     type_name,
 )
-from ._params import body_source, converter, header_source, query_source
+from ._params import body_source, converter, cookie_source, header_source, query_source
 from ._threadpool import ThreadPool
 from .errors import ConfigurationError, ValidationError
 from .requests import Request
@@ -85,6 +86,7 @@ class Planner:
             _path_source,
             _request_source,
             header_source,
+            cookie_source,
             functools.partial(dependency_source, container),
             body_source,
             query_source,
@@ -141,8 +143,8 @@ class Planner:
         raise ConfigurationError(
             f"handler {info.handler_name}: cannot tell where parameter {info.name!r} "
             f"({type_name(info.annotation)}) comes from. It is not a path parameter, a Request, "
-            "a Header(), a query scalar, a JSON body (Struct, dataclass, TypedDict) nor a type "
-            "that a provider or resource gives (register those before the route)."
+            "a Header(), a Cookie(), a query scalar, a JSON body (Struct, dataclass, TypedDict) "
+            "nor a type that a provider or resource gives (register those before the route)."
         )
 
 

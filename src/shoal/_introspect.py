@@ -6,7 +6,7 @@ annotation, and nothing here knows an app: this module sits below
 never each other's internals.
 
 - **Markers** a parameter carries in `Annotated[...]`: `Query`, `Header`,
-  `Body`, `Depends`, and `marker()` to find one.
+  `Cookie`, `Body`, `Depends`, and `marker()` to find one.
 - **A parameter as a source sees it** (`ParamInfo`), what a source returns
   (a `Resolver`), and `Invalid`, which a resolver raises for a bad value.
 - **The annotation classifier**: `is_scalar` (a query or header string
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 __all__ = [
     "MISSING",
     "Body",
+    "Cookie",
     "Depends",
     "Header",
     "Invalid",
@@ -82,6 +83,17 @@ class Header:
     """Marks a parameter as read from a request header (`Header("X-Token")`).
 
     Without an alias the header's name is the parameter's, `_` written `-`.
+    """
+
+    alias: str | None = None
+    description: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Cookie:
+    """Marks a parameter as read from a request cookie (`Cookie("session_id")`).
+
+    Without an alias the cookie's name is the parameter's; names are case-sensitive.
     """
 
     alias: str | None = None

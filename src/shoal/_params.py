@@ -19,6 +19,8 @@ Rules (decided here, at registration, never per request):
   from the query string. `Query("name")` renames it or forces the query.
 - `Header("X-Name")` reads a header (the name defaults to the parameter's,
   with `_` as `-`); headers are matched without regard to case.
+- `Cookie("name")` reads a cookie (the name defaults to the parameter's;
+  case-sensitive), one scalar.
 - A msgspec `Struct`, a dataclass or a `TypedDict` is the JSON body, decoded
   by a decoder built once per handler; `Body()` forces the body for any type.
   A handler has at most one body parameter.
@@ -44,6 +46,7 @@ import msgspec
 from ._introspect import (
     MISSING,
     Body,
+    Cookie,
     Header,
     Invalid,
     ParamInfo,
@@ -209,6 +212,29 @@ def header_source(param: ParamInfo) -> Resolver | None:
         return None
     _check_simple(param, "header")
     return _HeaderValue(param, "header", found.alias or param.name.replace("_", "-"))
+
+
+class _CookieValue(_Lookup):
+    __slots__ = ()
+
+    def __call__(self, request: Request) -> Any:
+        value = request.cookies.get(self.key)
+        if value is None:
+            return self.missing()
+        return self.convert(value)
+
+
+def cookie_source(param: ParamInfo) -> Resolver | None:
+    """Claims parameters marked `Cookie(...)`: one scalar each."""
+    found = marker(param.annotation, Cookie)
+    if found is None:
+        return None
+    if not is_scalar(param.annotation):
+        raise ConfigurationError(
+            f"handler {param.handler_name}: cookie parameter {param.name!r} must be a scalar "
+            f"(str, int, UUID, enum...), not {param.annotation!r}"
+        )
+    return _CookieValue(param, "cookie", found.alias or param.name)
 
 
 def query_source(param: ParamInfo) -> Resolver | None:

@@ -23,7 +23,7 @@ from .responses import no_body
 if TYPE_CHECKING:
     from .app import App, Endpoint
 
-__all__ = ["Request"]
+__all__ = ["Request", "parse_cookie_header"]
 
 HeaderLoader = Callable[[], list[tuple[str, str]]]
 
@@ -86,6 +86,22 @@ async def discard(chunks: AsyncIterable[bytes]) -> None:
                     return
 
 
+def parse_cookie_header(values: list[str]) -> dict[str, str]:
+    """`{name: value}` from `Cookie` header values (see `Request.cookies`)."""
+    cookies: dict[str, str] = {}
+    for value in values:
+        for pair in value.split(";"):
+            name, eq, content = pair.partition("=")
+            name = name.strip()
+            if not eq or not name or name in cookies:
+                continue
+            content = content.strip()
+            if len(content) >= 2 and content[0] == content[-1] == '"':
+                content = content[1:-1]
+            cookies[name] = content
+    return cookies
+
+
 class Request:
     """One HTTP request.
 
@@ -123,6 +139,7 @@ class Request:
         "_id",
         "_host",
         "_scheme",
+        "_cookies",
     )
     _client: tuple[str, int] | str | None
     path_params: dict[str, Any]
@@ -139,6 +156,7 @@ class Request:
     _id: str | None
     _host: str
     _scheme: str
+    _cookies: dict[str, str]
 
     def __init__(
         self,
@@ -268,6 +286,20 @@ class Request:
         """The raw (name, value) header pairs from the transport (adapters may override)."""
         source = self._headers_source
         return source if isinstance(source, list) else source()
+
+    @property
+    def cookies(self) -> dict[str, str]:
+        """The request's cookies, `{name: value}`, parsed from `Cookie` on first use.
+
+        A value in double quotes is unquoted (RFC 6265 allows them); a pair
+        without `=` is skipped; of two cookies with one name, the first wins
+        (browsers send the one with the longest path first).
+        """
+        try:
+            return self._cookies
+        except AttributeError:
+            cookies = self._cookies = parse_cookie_header(self.headers.getall("cookie") or [])
+            return cookies
 
     @property
     def query(self) -> QueryParams:

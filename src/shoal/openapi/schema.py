@@ -3,7 +3,7 @@
 Every schema comes from msgspec (`msgspec.json.schema_components`), so the
 document says exactly what the validators accept and the encoders send:
 
-- path, query and header parameters from the plan's resolvers, typed by
+- path, query, header and cookie parameters from the plan's resolvers, typed by
   their annotations (path converters when unannotated); `required` unless
   the parameter has a default;
 - the request body from the body parameter's type;
@@ -30,6 +30,7 @@ import msgspec
 
 from .._introspect import (
     Body,
+    Cookie,
     Header,
     Query,
     is_plain_result,
@@ -48,7 +49,7 @@ __all__ = ["FieldError", "Problem", "ValidationProblem", "openapi_schema"]
 
 REF = "#/components/schemas/{name}"
 PROBLEM_JSON = "application/problem+json"
-_MARKERS = (Query, Header, Body)
+_MARKERS = (Query, Header, Cookie, Body)
 _CONVERTER_IN_PATH = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*):[a-z]+}")
 
 
@@ -121,7 +122,7 @@ def _parameters_and_body(endpoint: Endpoint, schemas: _Schemas, operation: dict[
     for name, resolver in zip(names, endpoint.plan.resolvers, strict=True):
         annotation = hints.get(name, inspect.Parameter.empty)
         location = resolver.location
-        if location in ("query", "header", "path"):
+        if location in ("query", "header", "cookie", "path"):
             validates = True
             base = split_annotated(annotation)[0]
             if location == "path" and base in (inspect.Parameter.empty, Any):
