@@ -22,6 +22,7 @@ def test_internal_machinery_lives_in_private_modules() -> None:
         "adapters",
         "app",
         "cli",
+        "compression",
         "cors",
         "datastructures",
         "db",
