@@ -36,6 +36,7 @@ def test_internal_machinery_lives_in_private_modules() -> None:
         "routing",
         "security",
         "settings",
+        "sse",
         "testing",
         "tracing",
         "watchdog",

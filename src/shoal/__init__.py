@@ -32,6 +32,7 @@ from .errors import (
 from .requests import Request
 from .responses import JSONResponse, Response, StreamingResponse
 from .settings import Secret, Settings
+from .sse import EventSourceResponse, ServerSentEvent
 from .watchdog import StallReport, WatchdogStatistics
 from .wsgi import WSGIMount
 
@@ -51,6 +52,7 @@ __all__ = [
     "DatabaseUnavailable",
     "Depends",
     "Endpoint",
+    "EventSourceResponse",
     "Forbidden",
     "HTTPError",
     "Handler",
@@ -73,6 +75,7 @@ __all__ = [
     "RouteConflict",
     "RouteOptions",
     "Secret",
+    "ServerSentEvent",
     "ServiceUnavailable",
     "Settings",
     "SettingsError",
