@@ -21,6 +21,7 @@ def test_internal_machinery_lives_in_private_modules() -> None:
     assert {name for name in public if not name.startswith("_")} == {
         "adapters",
         "app",
+        "background",
         "cli",
         "compression",
         "cors",

@@ -3,6 +3,7 @@
 from ._introspect import Body, Cookie, Depends, Header, Query
 from ._threadpool import PoolStatistics, run_sync
 from .app import App, AppStatistics, Endpoint, Handler, Lifecycle, Middleware, RouteOptions
+from .background import BackgroundTasks
 from .compression import Compression
 from .cors import CORS
 from .datastructures import Headers, QueryParams, State
@@ -42,6 +43,7 @@ __all__ = [
     "CORS",
     "App",
     "AppStatistics",
+    "BackgroundTasks",
     "BadRequest",
     "Body",
     "Compression",

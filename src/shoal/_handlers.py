@@ -43,6 +43,7 @@ from ._introspect import (
 )
 from ._params import body_source, converter, cookie_source, header_source, query_source
 from ._threadpool import ThreadPool
+from .background import background_source, with_background
 from .errors import ConfigurationError, ValidationError
 from .requests import Request
 from .responses import Response, to_response
@@ -87,6 +88,7 @@ class Planner:
             _request_source,
             header_source,
             cookie_source,
+            functools.partial(background_source, thread_pool),
             functools.partial(dependency_source, container),
             body_source,
             query_source,
@@ -272,6 +274,8 @@ class HandlerPlan:
             self.call = self._call_with_args
         else:
             self.call = _ignore_request(self._invoke)
+        if any(getattr(resolver, "background", False) for resolver in self.resolvers):
+            self.call = with_background(self.call)  # decided here: no cost to other routes
 
     def __call__(self, request: Request) -> Awaitable[Any]:
         return self.call(request)

@@ -27,6 +27,7 @@ import msgspec
 from ._dependencies import Container, Override, Scope
 from ._handlers import HandlerPlan, Planner
 from ._threadpool import DEFAULT_QUEUE, DEFAULT_THREADS, PoolStatistics, ThreadPool, bind
+from .background import drain as drain_background
 from .datastructures import State
 from .errors import ConfigurationError, HTTPError, MethodNotAllowed, NotFound, StartupError
 from .health import Health, resource_check
@@ -445,6 +446,7 @@ class App:
             if self._lifespan is not None:
                 await stack.enter_async_context(self._lifespan(self))
             stack.push_async_callback(self._run_hooks, self._shutdown_hooks)
+            stack.push_async_callback(drain_background, self)  # before the hooks and resources
             await self._run_hooks(self._startup_hooks)
             # after startup: loading at start is no stall
             self.watchdog.start(self.endpoints, self._entry_codes(), self._route_of)

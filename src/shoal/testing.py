@@ -34,6 +34,7 @@ from urllib.parse import urlencode
 import msgspec
 
 from .app import App
+from .background import wait as wait_for_background
 from .datastructures import Headers
 from .errors import ConfigurationError
 from .requests import Request
@@ -289,6 +290,7 @@ class AsyncTestClient:
 
                 await response.send_to(collect)
                 data = b"".join(chunks)
+            await wait_for_background(self.app)  # the request's background tasks, done
             watchdog.check()  # report a stall now, before the loop stops
         finally:
             if self.forbid_blocking:
