@@ -38,6 +38,7 @@ def test_internal_machinery_lives_in_private_modules() -> None:
         "security",
         "settings",
         "sse",
+        "staticfiles",
         "testing",
         "tracing",
         "watchdog",

@@ -34,6 +34,7 @@ from .requests import Request
 from .responses import JSONResponse, Response, StreamingResponse
 from .settings import Secret, Settings
 from .sse import EventSourceResponse, ServerSentEvent
+from .staticfiles import StaticFiles
 from .watchdog import StallReport, WatchdogStatistics
 from .wsgi import WSGIMount
 
@@ -85,6 +86,7 @@ __all__ = [
     "StallReport",
     "StartupError",
     "State",
+    "StaticFiles",
     "StreamingResponse",
     "TooManyRequests",
     "Unauthorized",

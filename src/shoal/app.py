@@ -36,6 +36,7 @@ from .metrics import Metrics, RouteStats, metrics_handler
 from .requests import BODYLESS_METHODS, Request
 from .responses import Response, problem_response, to_response
 from .routing import Mounts, Router, compile_template
+from .staticfiles import StaticFiles
 from .tracing import configured_tracer, trace_requests
 from .watchdog import DEFAULT_STALL_THRESHOLD, Watchdog, WatchdogStatistics
 from .wsgi import WSGIMount
@@ -322,6 +323,26 @@ class App:
         mount = WSGIMount(prefix, app, self.thread_pool)
         self.mounts.add(mount.prefix, mount)
         return mount
+
+    def static(
+        self,
+        prefix: str,
+        directory: str | os.PathLike[str],
+        *,
+        index: bool = False,
+        hidden: bool = False,
+        cache_control: str | None = "no-cache",
+    ) -> StaticFiles:
+        """Serve the files under `directory` at `prefix` (GET and HEAD); see `shoal.staticfiles`."""
+        files = StaticFiles(directory, index=index, hidden=hidden, cache_control=cache_control)
+        pool = self.thread_pool
+
+        async def static_file(request: Request, path: str) -> Response:
+            return await files.serve(request, path, pool)
+
+        template = prefix.rstrip("/") + "/{path:path}"
+        self.add_route(template, static_file, ["GET"], include_in_schema=False)
+        return files
 
     def add_middleware(self, middleware: Middleware) -> None:
         """Wrap every request in `middleware`; the last added runs outermost."""
