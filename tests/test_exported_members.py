@@ -28,6 +28,7 @@ def test_internal_machinery_lives_in_private_modules() -> None:
         "datastructures",
         "db",
         "errors",
+        "forms",
         "health",
         "logs",
         "metrics",

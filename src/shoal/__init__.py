@@ -1,6 +1,6 @@
 """shoal: JSON microservices in a few lines, on a native hot path (granian, msgspec)."""
 
-from ._introspect import Body, Cookie, Depends, Header, Query
+from ._introspect import Body, Cookie, Depends, Form, Header, Query
 from ._threadpool import PoolStatistics, run_sync
 from .app import App, AppStatistics, Endpoint, Handler, Lifecycle, Middleware, RouteOptions
 from .background import BackgroundTasks
@@ -30,6 +30,7 @@ from .errors import (
     Unauthorized,
     ValidationError,
 )
+from .forms import FormData, UploadFile
 from .requests import Request
 from .responses import JSONResponse, Response, StreamingResponse
 from .settings import Secret, Settings
@@ -57,6 +58,8 @@ __all__ = [
     "Endpoint",
     "EventSourceResponse",
     "Forbidden",
+    "Form",
+    "FormData",
     "HTTPError",
     "Handler",
     "Header",
@@ -90,6 +93,7 @@ __all__ = [
     "StreamingResponse",
     "TooManyRequests",
     "Unauthorized",
+    "UploadFile",
     "ValidationError",
     "WSGIMount",
     "WatchdogStatistics",

@@ -41,7 +41,14 @@ from ._introspect import (
     is_plain_result,
     type_name,
 )
-from ._params import body_source, converter, cookie_source, header_source, query_source
+from ._params import (
+    body_source,
+    converter,
+    cookie_source,
+    form_source,
+    header_source,
+    query_source,
+)
 from ._threadpool import ThreadPool
 from .background import background_source, with_background
 from .errors import ConfigurationError, ValidationError
@@ -88,6 +95,7 @@ class Planner:
             _request_source,
             header_source,
             cookie_source,
+            form_source,
             functools.partial(background_source, thread_pool),
             functools.partial(dependency_source, container),
             body_source,
@@ -129,6 +137,11 @@ class Planner:
                 f"handler {name} does not take the path parameter(s) {', '.join(sorted(missing))}"
             )
         bodies = [r.name for r in resolvers if r.location == "body"]
+        if bodies and any(r.location == "form" for r in resolvers):
+            raise ConfigurationError(
+                f"handler {name} takes a JSON body ({bodies[0]}) and form fields: a request "
+                "has one body, JSON or a form"
+            )
         if len(bodies) > 1:
             raise ConfigurationError(
                 f"handler {name} takes {len(bodies)} bodies ({', '.join(bodies)}); a request "

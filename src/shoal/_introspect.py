@@ -6,7 +6,7 @@ annotation, and nothing here knows an app: this module sits below
 never each other's internals.
 
 - **Markers** a parameter carries in `Annotated[...]`: `Query`, `Header`,
-  `Cookie`, `Body`, `Depends`, and `marker()` to find one.
+  `Cookie`, `Form`, `Body`, `Depends`, and `marker()` to find one.
 - **A parameter as a source sees it** (`ParamInfo`), what a source returns
   (a `Resolver`), and `Invalid`, which a resolver raises for a bad value.
 - **The annotation classifier**: `is_scalar` (a query or header string
@@ -43,6 +43,7 @@ __all__ = [
     "Body",
     "Cookie",
     "Depends",
+    "Form",
     "Header",
     "Invalid",
     "ParamInfo",
@@ -94,6 +95,18 @@ class Cookie:
     """Marks a parameter as read from a request cookie (`Cookie("session_id")`).
 
     Without an alias the cookie's name is the parameter's; names are case-sensitive.
+    """
+
+    alias: str | None = None
+    description: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Form:
+    """Marks a parameter as read from a form body (`Form("email")`), or, on a Struct,
+    dataclass or TypedDict, as the whole form validated into it.
+
+    Without an alias the field's name is the parameter's.
     """
 
     alias: str | None = None

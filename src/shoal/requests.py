@@ -18,6 +18,13 @@ import msgspec
 
 from .datastructures import Headers, QueryParams, State
 from .errors import BadRequest, PayloadTooLarge
+from .forms import (
+    DEFAULT_MAX_FIELD_SIZE,
+    DEFAULT_MAX_PARTS,
+    DEFAULT_SPOOL_SIZE,
+    FormData,
+    parse_form,
+)
 from .responses import no_body
 
 if TYPE_CHECKING:
@@ -140,6 +147,7 @@ class Request:
         "_host",
         "_scheme",
         "_cookies",
+        "_form",
     )
     _client: tuple[str, int] | str | None
     path_params: dict[str, Any]
@@ -157,6 +165,7 @@ class Request:
     _host: str
     _scheme: str
     _cookies: dict[str, str]
+    _form: FormData
 
     def __init__(
         self,
@@ -413,6 +422,30 @@ class Request:
             return self._body
         except AttributeError:
             raise RuntimeError("the request body has not been read: await request.body()") from None
+
+    async def form(
+        self,
+        *,
+        max_parts: int = DEFAULT_MAX_PARTS,
+        max_field_size: int = DEFAULT_MAX_FIELD_SIZE,
+        spool_size: int = DEFAULT_SPOOL_SIZE,
+    ) -> FormData:
+        """The body parsed as a form (urlencoded or multipart); see `shoal.forms`.
+
+        Parsed once (later calls return the same `FormData`); 415 for another
+        content type, 400 when malformed, 413 past a limit.
+        """
+        try:
+            return self._form
+        except AttributeError:
+            form = self._form = await parse_form(
+                self.headers.get("content-type", ""),
+                self.stream(),
+                max_parts=max_parts,
+                max_field_size=max_field_size,
+                spool_size=spool_size,
+            )
+            return form
 
     async def json(self) -> Any:
         """The body decoded as JSON; 400 naming the position of a syntax error."""
