@@ -1,8 +1,11 @@
 """shoal: JSON microservices in a few lines, on a native hot path (granian, msgspec)."""
 
-from ._introspect import Body, Depends, Header, Query
+from ._introspect import Body, Cookie, Depends, Form, Header, Query
 from ._threadpool import PoolStatistics, run_sync
 from .app import App, AppStatistics, Endpoint, Handler, Lifecycle, Middleware, RouteOptions
+from .background import BackgroundTasks
+from .compression import Compression
+from .cors import CORS
 from .datastructures import Headers, QueryParams, State
 from .errors import (
     BadRequest,
@@ -30,27 +33,37 @@ from .errors import (
     UpstreamUnavailable,
     ValidationError,
 )
+from .forms import FormData, UploadFile
 from .limits import Limits
 from .requests import Request
 from .responses import JSONResponse, Response, StreamingResponse
 from .settings import Secret, Settings
+from .sse import EventSourceResponse, ServerSentEvent
+from .staticfiles import StaticFiles
 from .watchdog import StallReport, WatchdogStatistics
 from .wsgi import WSGIMount
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "CORS",
     "App",
     "AppStatistics",
+    "BackgroundTasks",
     "BadRequest",
     "Body",
+    "Compression",
     "ConfigurationError",
     "Conflict",
+    "Cookie",
     "DatabaseError",
     "DatabaseUnavailable",
     "Depends",
     "Endpoint",
+    "EventSourceResponse",
     "Forbidden",
+    "Form",
+    "FormData",
     "HTTPError",
     "Handler",
     "Header",
@@ -73,6 +86,7 @@ __all__ = [
     "RouteConflict",
     "RouteOptions",
     "Secret",
+    "ServerSentEvent",
     "ServiceUnavailable",
     "Settings",
     "SettingsError",
@@ -80,9 +94,11 @@ __all__ = [
     "StallReport",
     "StartupError",
     "State",
+    "StaticFiles",
     "StreamingResponse",
     "TooManyRequests",
     "Unauthorized",
+    "UploadFile",
     "UpstreamError",
     "UpstreamTimeout",
     "UpstreamUnavailable",

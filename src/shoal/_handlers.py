@@ -8,6 +8,7 @@ only runs its resolvers and calls the handler.
 Where a value can come from is decided by `Planner.sources`, a list of
 functions tried in order for each parameter; the first that returns a
 `Resolver` wins: path parameters, the `Request`, headers marked `Header()`,
+cookies marked `Cookie()`,
 providers and resources (`_dependencies`), the JSON body, then the query
 string (`_params`); the vocabulary they share lives in `_introspect`. A
 parameter that no source claims is a `ConfigurationError` at registration.
@@ -40,8 +41,16 @@ from ._introspect import (
     is_plain_result,
     type_name,
 )
-from ._params import body_source, converter, header_source, query_source
+from ._params import (
+    body_source,
+    converter,
+    cookie_source,
+    form_source,
+    header_source,
+    query_source,
+)
 from ._threadpool import ThreadPool
+from .background import background_source, with_background
 from .errors import ConfigurationError, ValidationError
 from .requests import Request
 from .responses import Response, to_response
@@ -85,6 +94,9 @@ class Planner:
             _path_source,
             _request_source,
             header_source,
+            cookie_source,
+            form_source,
+            functools.partial(background_source, thread_pool),
             functools.partial(dependency_source, container),
             body_source,
             query_source,
@@ -125,6 +137,11 @@ class Planner:
                 f"handler {name} does not take the path parameter(s) {', '.join(sorted(missing))}"
             )
         bodies = [r.name for r in resolvers if r.location == "body"]
+        if bodies and any(r.location == "form" for r in resolvers):
+            raise ConfigurationError(
+                f"handler {name} takes a JSON body ({bodies[0]}) and form fields: a request "
+                "has one body, JSON or a form"
+            )
         if len(bodies) > 1:
             raise ConfigurationError(
                 f"handler {name} takes {len(bodies)} bodies ({', '.join(bodies)}); a request "
@@ -141,8 +158,8 @@ class Planner:
         raise ConfigurationError(
             f"handler {info.handler_name}: cannot tell where parameter {info.name!r} "
             f"({type_name(info.annotation)}) comes from. It is not a path parameter, a Request, "
-            "a Header(), a query scalar, a JSON body (Struct, dataclass, TypedDict) nor a type "
-            "that a provider or resource gives (register those before the route)."
+            "a Header(), a Cookie(), a query scalar, a JSON body (Struct, dataclass, TypedDict) "
+            "nor a type that a provider or resource gives (register those before the route)."
         )
 
 
@@ -270,6 +287,8 @@ class HandlerPlan:
             self.call = self._call_with_args
         else:
             self.call = _ignore_request(self._invoke)
+        if any(getattr(resolver, "background", False) for resolver in self.resolvers):
+            self.call = with_background(self.call)  # decided here: no cost to other routes
 
     def __call__(self, request: Request) -> Awaitable[Any]:
         return self.call(request)

@@ -6,7 +6,7 @@ annotation, and nothing here knows an app: this module sits below
 never each other's internals.
 
 - **Markers** a parameter carries in `Annotated[...]`: `Query`, `Header`,
-  `Body`, `Depends`, and `marker()` to find one.
+  `Cookie`, `Form`, `Body`, `Depends`, and `marker()` to find one.
 - **A parameter as a source sees it** (`ParamInfo`), what a source returns
   (a `Resolver`), and `Invalid`, which a resolver raises for a bad value.
 - **The annotation classifier**: `is_scalar` (a query or header string
@@ -41,7 +41,9 @@ if TYPE_CHECKING:
 __all__ = [
     "MISSING",
     "Body",
+    "Cookie",
     "Depends",
+    "Form",
     "Header",
     "Invalid",
     "ParamInfo",
@@ -82,6 +84,29 @@ class Header:
     """Marks a parameter as read from a request header (`Header("X-Token")`).
 
     Without an alias the header's name is the parameter's, `_` written `-`.
+    """
+
+    alias: str | None = None
+    description: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Cookie:
+    """Marks a parameter as read from a request cookie (`Cookie("session_id")`).
+
+    Without an alias the cookie's name is the parameter's; names are case-sensitive.
+    """
+
+    alias: str | None = None
+    description: str | None = None
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class Form:
+    """Marks a parameter as read from a form body (`Form("email")`), or, on a Struct,
+    dataclass or TypedDict, as the whole form validated into it.
+
+    Without an alias the field's name is the parameter's.
     """
 
     alias: str | None = None

@@ -19,6 +19,11 @@ Rules (decided here, at registration, never per request):
   from the query string. `Query("name")` renames it or forces the query.
 - `Header("X-Name")` reads a header (the name defaults to the parameter's,
   with `_` as `-`); headers are matched without regard to case.
+- `Form("name")` reads a form field (urlencoded or multipart), converted like
+  a query parameter; `UploadFile` (or `list[UploadFile]`) a file;
+  `Annotated[Struct, Form()]` the whole form validated into the Struct.
+- `Cookie("name")` reads a cookie (the name defaults to the parameter's;
+  case-sensitive), one scalar.
 - A msgspec `Struct`, a dataclass or a `TypedDict` is the JSON body, decoded
   by a decoder built once per handler; `Body()` forces the body for any type.
   A handler has at most one body parameter.
@@ -44,6 +49,8 @@ import msgspec
 from ._introspect import (
     MISSING,
     Body,
+    Cookie,
+    Form,
     Header,
     Invalid,
     ParamInfo,
@@ -58,6 +65,7 @@ from ._introspect import (
     without_none,
 )
 from .errors import JSON_DECODE_ERRORS, ConfigurationError, HTTPError, malformed_json
+from .forms import UploadFile
 
 if TYPE_CHECKING:
     from .requests import Request
@@ -209,6 +217,139 @@ def header_source(param: ParamInfo) -> Resolver | None:
         return None
     _check_simple(param, "header")
     return _HeaderValue(param, "header", found.alias or param.name.replace("_", "-"))
+
+
+class _CookieValue(_Lookup):
+    __slots__ = ()
+
+    def __call__(self, request: Request) -> Any:
+        value = request.cookies.get(self.key)
+        if value is None:
+            return self.missing()
+        return self.convert(value)
+
+
+def cookie_source(param: ParamInfo) -> Resolver | None:
+    """Claims parameters marked `Cookie(...)`: one scalar each."""
+    found = marker(param.annotation, Cookie)
+    if found is None:
+        return None
+    if not is_scalar(param.annotation):
+        raise ConfigurationError(
+            f"handler {param.handler_name}: cookie parameter {param.name!r} must be a scalar "
+            f"(str, int, UUID, enum...), not {param.annotation!r}"
+        )
+    return _CookieValue(param, "cookie", found.alias or param.name)
+
+
+class _FormValue(_Lookup):
+    """One text field of a form (or all of its values, for a list)."""
+
+    __slots__ = ()
+
+    async def __call__(self, request: Request) -> Any:
+        values = (await request.form()).getall(self.key)
+        if not values:
+            return self.missing()
+        if any(isinstance(value, UploadFile) for value in values):
+            raise Invalid("Expected a text field, got a file")
+        return self.convert(values if self.many else values[0])
+
+
+class _FormFile:
+    """One uploaded file (or all files of a field, for `list[UploadFile]`)."""
+
+    __slots__ = ("name", "public", "many", "required", "default")
+    location = "form"
+    needs_body = False
+    is_async = True
+
+    def __init__(self, param: ParamInfo, public: str, many: bool) -> None:
+        self.name = param.name
+        self.public = public
+        self.many = many
+        self.required = not param.has_default
+        self.default = param.default
+
+    async def __call__(self, request: Request) -> Any:
+        values = (await request.form()).getall(self.public)
+        if not values:
+            if self.required:
+                raise Invalid("File required")
+            return self.default
+        if not all(isinstance(value, UploadFile) for value in values):
+            raise Invalid("Expected a file, got a text field")
+        return values if self.many else values[0]
+
+
+_SEQUENCE_TYPES = (
+    msgspec.inspect.ListType,
+    msgspec.inspect.SetType,
+    msgspec.inspect.FrozenSetType,
+    msgspec.inspect.VarTupleType,
+)
+
+
+class _FormModel:
+    """The whole form converted into a Struct, dataclass or TypedDict (422 with locations)."""
+
+    __slots__ = ("name", "annotation", "lists", "required", "default")
+    location = "form"
+    needs_body = False
+    is_async = True
+
+    def __init__(self, param: ParamInfo, annotation: Any) -> None:
+        self.name = param.name
+        self.annotation = annotation
+        info = msgspec.inspect.type_info(annotation)
+        fields = getattr(info, "fields", ())
+        self.lists = frozenset(
+            field.encode_name for field in fields if isinstance(field.type, _SEQUENCE_TYPES)
+        )
+        self.required = not param.has_default
+        self.default = param.default
+
+    async def __call__(self, request: Request) -> Any:
+        form = await request.form()
+        data: dict[str, Any] = {}
+        for key in form:
+            values = form.getall(key)
+            if any(isinstance(value, UploadFile) for value in values):
+                continue  # files are parameters of their own
+            data[key] = values if key in self.lists or len(values) > 1 else values[0]
+        try:
+            return msgspec.convert(data, self.annotation, strict=False)
+        except msgspec.ValidationError as exc:
+            message, loc = _body_error(str(exc))
+            raise Invalid(message, loc=["form", *loc[1:]]) from None
+
+
+def _upload_type(annotation: Any) -> tuple[bool, bool]:
+    """(is an UploadFile parameter, is a list of them)."""
+    base = without_none(split_annotated(annotation)[0])[0]
+    if base is UploadFile:
+        return True, False
+    if typing.get_origin(base) is list and typing.get_args(base) == (UploadFile,):
+        return True, True
+    return False, False
+
+
+def form_source(param: ParamInfo) -> Resolver | None:
+    """Claims parameters marked `Form(...)` and those typed `UploadFile` (or a list of them)."""
+    found = marker(param.annotation, Form)
+    is_file, many = _upload_type(param.annotation)
+    if found is None and not is_file:
+        return None
+    public = (found.alias if found else None) or param.name
+    if is_file:
+        return _FormFile(param, public, many)
+    if is_body_type(param.annotation):
+        inner = without_none(split_annotated(param.annotation)[0])[0]
+        return _FormModel(param, inner)
+    _check_simple(param, "form")
+    resolver = _FormValue(param, "form", public)
+    resolver.is_async = True
+    return resolver
 
 
 def query_source(param: ParamInfo) -> Resolver | None:

@@ -28,6 +28,7 @@ import msgspec
 from ._dependencies import Container, Override, Scope
 from ._handlers import HandlerPlan, Planner
 from ._threadpool import DEFAULT_QUEUE, DEFAULT_THREADS, PoolStatistics, ThreadPool, bind
+from .background import drain as drain_background
 from .datastructures import State
 from .errors import (
     BadRequest,
@@ -44,6 +45,7 @@ from .metrics import Metrics, RouteStats, metrics_handler
 from .requests import BODYLESS_METHODS, Request
 from .responses import Response, check_status, problem_response, to_response
 from .routing import Mounts, Router, compile_template
+from .staticfiles import StaticFiles
 from .tracing import configured_tracer, trace_requests
 from .watchdog import DEFAULT_STALL_THRESHOLD, Watchdog, WatchdogStatistics
 from .wsgi import WSGIMount
@@ -378,6 +380,26 @@ class App:
         self.mounts.add(mount.prefix, mount)
         return mount
 
+    def static(
+        self,
+        prefix: str,
+        directory: str | os.PathLike[str],
+        *,
+        index: bool = False,
+        hidden: bool = False,
+        cache_control: str | None = "no-cache",
+    ) -> StaticFiles:
+        """Serve the files under `directory` at `prefix` (GET and HEAD); see `shoal.staticfiles`."""
+        files = StaticFiles(directory, index=index, hidden=hidden, cache_control=cache_control)
+        pool = self.thread_pool
+
+        async def static_file(request: Request, path: str) -> Response:
+            return await files.serve(request, path, pool)
+
+        template = prefix.rstrip("/") + "/{path:path}"
+        self.add_route(template, static_file, ["GET"], include_in_schema=False)
+        return files
+
     def add_middleware(self, middleware: Middleware) -> None:
         """Wrap every request in `middleware`; the last added runs outermost."""
         self._check_registering("add middleware")
@@ -506,6 +528,7 @@ class App:
             if self._lifespan is not None:
                 await stack.enter_async_context(self._lifespan(self))
             stack.push_async_callback(self._run_hooks, self._shutdown_hooks)
+            stack.push_async_callback(drain_background, self)  # before the hooks and resources
             await self._run_hooks(self._startup_hooks)
             # after startup: loading at start is no stall
             self.watchdog.start(self.endpoints, self._entry_codes(), self._route_of)

@@ -18,13 +18,20 @@ import msgspec
 
 from .datastructures import Headers, QueryParams, State
 from .errors import JSON_DECODE_ERRORS, BadRequest, HTTPError, PayloadTooLarge, malformed_json
+from .forms import (
+    DEFAULT_MAX_FIELD_SIZE,
+    DEFAULT_MAX_PARTS,
+    DEFAULT_SPOOL_SIZE,
+    FormData,
+    parse_form,
+)
 from .limits import Limits
 from .responses import no_body
 
 if TYPE_CHECKING:
     from .app import App, Endpoint
 
-__all__ = ["Request"]
+__all__ = ["Request", "parse_cookie_header"]
 
 HeaderLoader = Callable[[], list[tuple[str, str]]]
 
@@ -107,6 +114,22 @@ async def discard(chunks: AsyncIterable[bytes]) -> bool:
     return False
 
 
+def parse_cookie_header(values: list[str]) -> dict[str, str]:
+    """`{name: value}` from `Cookie` header values (see `Request.cookies`)."""
+    cookies: dict[str, str] = {}
+    for value in values:
+        for pair in value.split(";"):
+            name, eq, content = pair.partition("=")
+            name = name.strip()
+            if not eq or not name or name in cookies:
+                continue
+            content = content.strip()
+            if len(content) >= 2 and content[0] == content[-1] == '"':
+                content = content[1:-1]
+            cookies[name] = content
+    return cookies
+
+
 class Request:
     """One HTTP request.
 
@@ -144,6 +167,8 @@ class Request:
         "_id",
         "_host",
         "_scheme",
+        "_cookies",
+        "_form",
     )
     _client: tuple[str, int] | str | None
     path_params: dict[str, Any]
@@ -160,6 +185,8 @@ class Request:
     _id: str | None
     _host: str
     _scheme: str
+    _cookies: dict[str, str]
+    _form: FormData
 
     def __init__(
         self,
@@ -291,6 +318,20 @@ class Request:
         return source if isinstance(source, list) else source()
 
     @property
+    def cookies(self) -> dict[str, str]:
+        """The request's cookies, `{name: value}`, parsed from `Cookie` on first use.
+
+        A value in double quotes is unquoted (RFC 6265 allows them); a pair
+        without `=` is skipped; of two cookies with one name, the first wins
+        (browsers send the one with the longest path first).
+        """
+        try:
+            return self._cookies
+        except AttributeError:
+            cookies = self._cookies = parse_cookie_header(self.headers.getall("cookie") or [])
+            return cookies
+
+    @property
     def query(self) -> QueryParams:
         """The parsed query string; `request.query.getall("tag")` for repeats."""
         try:
@@ -413,6 +454,30 @@ class Request:
             return self._body
         except AttributeError:
             raise RuntimeError("the request body has not been read: await request.body()") from None
+
+    async def form(
+        self,
+        *,
+        max_parts: int = DEFAULT_MAX_PARTS,
+        max_field_size: int = DEFAULT_MAX_FIELD_SIZE,
+        spool_size: int = DEFAULT_SPOOL_SIZE,
+    ) -> FormData:
+        """The body parsed as a form (urlencoded or multipart); see `shoal.forms`.
+
+        Parsed once (later calls return the same `FormData`); 415 for another
+        content type, 400 when malformed, 413 past a limit.
+        """
+        try:
+            return self._form
+        except AttributeError:
+            form = self._form = await parse_form(
+                self.headers.get("content-type", ""),
+                self.stream(),
+                max_parts=max_parts,
+                max_field_size=max_field_size,
+                spool_size=spool_size,
+            )
+            return form
 
     async def json(self) -> Any:
         """The body decoded as JSON; 400 naming the position of a syntax error."""

@@ -10,10 +10,12 @@ msgspec `Struct`, dataclass → JSON 200 (or the route's `status`); `None` →
 
 from __future__ import annotations
 
+import datetime
 import logging
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from email.utils import format_datetime
+from typing import Any, Literal
 
 import msgspec
 
@@ -22,8 +24,12 @@ from .errors import HTTPError
 __all__ = [
     "JSONResponse",
     "Response",
+    "SameSite",
     "StreamingResponse",
     "check_status",
+
+
+    "cookie_header",
     "no_body",
     "problem_response",
     "to_response",
@@ -58,6 +64,77 @@ def check_status(status: int) -> int:
     if not isinstance(status, int) or isinstance(status, bool) or not 200 <= status <= 599:
         raise ValueError(f"a response status must be an int from 200 to 599, not {status!r}")
     return int(status)
+
+
+# RFC 6265 section 4.1.1: a cookie's name is an HTTP token, its value cookie-octets
+# (printable US-ASCII but space, DQUOTE, comma, semicolon and backslash),
+# optionally between double quotes.
+_COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_COOKIE_VALUE = re.compile(r'[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*')
+_ATTRIBUTE_VALUE = re.compile(r"[\x20-\x3a\x3c-\x7e]*")  # no control characters, no `;`
+_EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
+
+SameSite = Literal["lax", "strict", "none"]
+
+
+def cookie_header(
+    name: str,
+    value: str,
+    *,
+    max_age: int | None = None,
+    expires: datetime.datetime | None = None,
+    path: str | None = "/",
+    domain: str | None = None,
+    secure: bool = False,
+    httponly: bool = True,
+    samesite: SameSite | None = "lax",
+    partitioned: bool = False,
+) -> str:
+    """The value of a `Set-Cookie` header (see `Response.set_cookie`); ValueError when invalid."""
+    if not _COOKIE_NAME.fullmatch(name):
+        raise ValueError(f"cookie name {name!r} is not an HTTP token (RFC 6265)")
+    quoted = len(value) >= 2 and value[0] == value[-1] == '"'
+    if not _COOKIE_VALUE.fullmatch(value[1:-1] if quoted else value):
+        raise ValueError(
+            f"cookie {name}: the value {value!r} has characters RFC 6265 does not allow "
+            "(space, '\"', ',', ';', '\\', control or non-ASCII characters): encode it first "
+            "(base64url, percent-encoding)"
+        )
+    parts = [f"{name}={value}"]
+    if max_age is not None:
+        parts.append(f"Max-Age={int(max_age)}")
+        if expires is None:
+            moment = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=max_age)
+            parts.append(f"Expires={format_datetime(moment, usegmt=True)}")
+    if expires is not None:
+        if expires.tzinfo is None:
+            raise ValueError(f"cookie {name}: expires must be an aware datetime (UTC)")
+        moment = expires.astimezone(datetime.UTC)
+        parts.append(f"Expires={format_datetime(moment, usegmt=True)}")
+    for label, text in (("Domain", domain), ("Path", path)):
+        if text is not None:
+            if not text or not _ATTRIBUTE_VALUE.fullmatch(text):
+                raise ValueError(f"cookie {name}: invalid {label.lower()} {text!r}")
+            parts.append(f"{label}={text}")
+    if samesite is not None:
+        if samesite not in ("lax", "strict", "none"):
+            raise ValueError(f"cookie {name}: samesite is 'lax', 'strict' or 'none'")
+        if samesite == "none" and not secure:
+            raise ValueError(f"cookie {name}: samesite='none' needs secure=True (browsers drop it)")
+        parts.append(f"SameSite={samesite.capitalize()}")
+    if partitioned and not secure:
+        raise ValueError(f"cookie {name}: partitioned needs secure=True")
+    if name.startswith(("__Secure-", "__Host-")) and not secure:
+        raise ValueError(f"cookie {name}: a __Secure- or __Host- cookie needs secure=True")
+    if name.startswith("__Host-") and (path != "/" or domain is not None):
+        raise ValueError(f"cookie {name}: a __Host- cookie needs path='/' and no domain")
+    if secure:
+        parts.append("Secure")
+    if httponly:
+        parts.append("HttpOnly")
+    if partitioned:
+        parts.append("Partitioned")
+    return "; ".join(parts)
 
 
 def _header_list(headers: Mapping[str, str] | Iterable[tuple[str, str]] | None) -> RawHeaders:
@@ -137,6 +214,78 @@ class Response:
             if key == name:
                 return value
         return None
+
+    def set_cookie(
+        self,
+        name: str,
+        value: str,
+        *,
+        max_age: int | None = None,
+        expires: datetime.datetime | None = None,
+        path: str | None = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = True,
+        samesite: SameSite | None = "lax",
+        partitioned: bool = False,
+    ) -> None:
+        """Add a `Set-Cookie` header: HttpOnly and SameSite=Lax unless told otherwise.
+
+        `max_age` (seconds; `Expires` is added for old clients) or `expires`
+        (an aware datetime) make it persistent; without either it lasts the
+        browser session. The value must consist of RFC 6265 cookie-octets
+        (optionally in double quotes): anything else (space, `"`, `,`, `;`,
+        `\\`, non-ASCII) is a `ValueError`, never silently escaped into a
+        value the browser would keep verbatim. `samesite="none"`,
+        `partitioned` and the `__Secure-`/`__Host-` prefixes need
+        `secure=True`, as browsers require.
+        """
+        self.headers.append(
+            (
+                "set-cookie",
+                cookie_header(
+                    name,
+                    value,
+                    max_age=max_age,
+                    expires=expires,
+                    path=path,
+                    domain=domain,
+                    secure=secure,
+                    httponly=httponly,
+                    samesite=samesite,
+                    partitioned=partitioned,
+                ),
+            )
+        )
+
+    def delete_cookie(
+        self,
+        name: str,
+        *,
+        path: str | None = "/",
+        domain: str | None = None,
+        secure: bool = False,
+        httponly: bool = True,
+        samesite: SameSite | None = "lax",
+    ) -> None:
+        """Tell the client to drop cookie `name` (same `path` and `domain` as when it was set)."""
+        header = cookie_header(
+            name, "", path=path, domain=domain, secure=secure, httponly=httponly, samesite=samesite
+        )
+        name_value, _, attributes = header.partition("; ")
+        expired = f"{name_value}; Max-Age=0; Expires={_EPOCH}"
+        self.headers.append(("set-cookie", f"{expired}; {attributes}" if attributes else expired))
+
+    def add_vary(self, name: str) -> None:
+        """Add `name` to the `Vary` header (merged into an existing one, never twice)."""
+        headers = self.headers
+        for index, (key, value) in enumerate(headers):
+            if key == "vary":
+                listed = [item.strip().lower() for item in value.split(",")]
+                if name.lower() not in listed and "*" not in listed:
+                    headers[index] = ("vary", f"{value}, {name}")
+                return
+        headers.append(("vary", name))
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.status}>"

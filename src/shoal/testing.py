@@ -11,6 +11,10 @@ def test_now():
 
 `AsyncTestClient` is the same for `async def` tests (`async with`).
 
+Each client keeps a cookie jar (`client.cookies`, a `CookieJar`), as a
+browser would: cookies the app sets come back on later requests whose path
+they match, until they expire or the app deletes them.
+
 `TestClient(app, forbid_blocking=True)` is the strict mode: a request during
 which code held the event loop past the app's `stall_threshold` fails the
 test with `BlockingError`, naming the handler and the line.
@@ -19,7 +23,10 @@ test with `BlockingError`, naming the handler and the line.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping, Sequence
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from email.utils import parsedate_to_datetime
 from types import TracebackType
 from typing import Any
 from urllib.parse import urlencode
@@ -27,13 +34,14 @@ from urllib.parse import urlencode
 import msgspec
 
 from .app import App
+from .background import wait as wait_for_background
 from .datastructures import Headers
 from .errors import ConfigurationError
 from .requests import Request
 from .responses import StreamingResponse
 from .watchdog import StallReport
 
-__all__ = ["AsyncTestClient", "BlockingError", "TestClient", "TestResponse"]
+__all__ = ["AsyncTestClient", "BlockingError", "CookieJar", "TestClient", "TestResponse"]
 
 Params = Mapping[str, Any] | Sequence[tuple[str, Any]]
 
@@ -93,6 +101,98 @@ class BlockingError(AssertionError):
         )
 
 
+def _path_matches(path: str, cookie_path: str) -> bool:
+    """RFC 6265 section 5.1.4: does request `path` fall under `cookie_path`?"""
+    if path == cookie_path:
+        return True
+    if path.startswith(cookie_path):
+        return cookie_path.endswith("/") or path[len(cookie_path)] == "/"
+    return False
+
+
+class CookieJar(Mapping[str, str]):
+    """The cookies a test client keeps: read as `{name: value}`, set by the app or by hand.
+
+    It follows `Set-Cookie` as a browser does for one host: `Path` scopes a
+    cookie (default: the request path's directory), `Max-Age` and `Expires`
+    end it (zero or past: deleted at once). `Domain`, `Secure` and
+    `SameSite` are recorded in the header but not enforced: the test client
+    talks to one app, over no network.
+    """
+
+    def __init__(self) -> None:
+        self._cookies: dict[tuple[str, str], tuple[str, float | None]] = {}
+
+    def _live(self) -> dict[tuple[str, str], str]:
+        now = time.time()
+        cookies = self._cookies.items()
+        expired = [key for key, (_, ends) in cookies if ends is not None and ends <= now]
+        for key in expired:
+            del self._cookies[key]
+        return {key: value for key, (value, _) in self._cookies.items()}
+
+    def __getitem__(self, name: str) -> str:
+        for (key, _), value in self._live().items():
+            if key == name:
+                return value
+        raise KeyError(name)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(name for name, _ in self._live()))
+
+    def __len__(self) -> int:
+        return len(dict.fromkeys(name for name, _ in self._live()))
+
+    def set(self, name: str, value: str, path: str = "/") -> None:
+        """Put a cookie in the jar, as if the app had set it (a session cookie)."""
+        self._cookies[(name, path)] = (value, None)
+
+    def delete(self, name: str) -> None:
+        """Drop every cookie called `name`, whatever its path."""
+        for key in [key for key in self._cookies if key[0] == name]:
+            del self._cookies[key]
+
+    def clear(self) -> None:
+        """Drop every cookie."""
+        self._cookies.clear()
+
+    def header_for(self, path: str) -> str | None:
+        """The `Cookie` header a request to `path` carries (longest paths first), or None."""
+        matching = sorted(
+            ((cookie_path, name, value) for (name, cookie_path), value in self._live().items()
+             if _path_matches(path, cookie_path)),
+            key=lambda item: -len(item[0]),
+        )  # fmt: skip
+        return "; ".join(f"{name}={value}" for _, name, value in matching) or None
+
+    def receive(self, set_cookie: str, request_path: str) -> None:
+        """Apply one `Set-Cookie` header value received for a request to `request_path`."""
+        pair, *attributes = set_cookie.split(";")
+        name, eq, value = pair.partition("=")
+        name, value = name.strip(), value.strip()
+        if not eq or not name:
+            return  # ignored, as browsers do
+        path = request_path[: request_path.rfind("/")] or "/"
+        ends: float | None = None
+        max_age: float | None = None
+        for attribute in attributes:
+            key, _, text = attribute.strip().partition("=")
+            key = key.lower()
+            if key == "path" and text.startswith("/"):
+                path = text
+            elif key == "max-age" and text.lstrip("-").isdigit():
+                max_age = float(text)
+            elif key == "expires" and ends is None:
+                with contextlib.suppress(TypeError, ValueError):
+                    ends = parsedate_to_datetime(text).timestamp()
+        if max_age is not None:  # Max-Age wins over Expires
+            ends = time.time() + max_age
+        if ends is not None and ends <= time.time():
+            self._cookies.pop((name, path), None)
+        else:
+            self._cookies[(name, path)] = (value, ends)
+
+
 class AsyncTestClient:
     """Sends requests to `app` in-process; `async with` runs its startup and shutdown.
 
@@ -117,6 +217,7 @@ class AsyncTestClient:
         self.app = app
         self.client = client
         self.forbid_blocking = forbid_blocking
+        self.cookies = CookieJar()
 
     async def __aenter__(self) -> AsyncTestClient:
         await self.app.startup()
@@ -139,12 +240,23 @@ class AsyncTestClient:
         headers: Mapping[str, str] | None = None,
         json: Any = _MISSING,
         content: bytes | str | None = None,
+        cookies: Mapping[str, str] | None = None,
     ) -> TestResponse:
-        """Send one request and return the whole response."""
+        """Send one request and return the whole response.
+
+        The jar's cookies for `path` go in a `Cookie` header (unless `headers`
+        has one), with `cookies` added for this request only; the response's
+        `Set-Cookie` headers update the jar.
+        """
         path, _, query = path.partition("?")
         if params:
             query = "&".join(filter(None, [query, urlencode(params, doseq=True)]))
         header_list = [(k.lower(), v) for k, v in (headers or {}).items()]
+        if not any(k == "cookie" for k, _ in header_list):
+            extra = "; ".join(f"{name}={value}" for name, value in (cookies or {}).items())
+            cookie = "; ".join(filter(None, [extra, self.cookies.header_for(path)]))
+            if cookie:
+                header_list.append(("cookie", cookie))
         body = b""
         if json is not _MISSING:
             body = msgspec.json.encode(json)
@@ -180,12 +292,16 @@ class AsyncTestClient:
 
                 await response.send_to(collect)
                 data = b"".join(chunks)
+            await wait_for_background(self.app)  # the request's background tasks, done
             watchdog.check()  # report a stall now, before the loop stops
         finally:
             if self.forbid_blocking:
                 watchdog.listeners.remove(stalls.append)
         if stalls:
             raise BlockingError(stalls[0])
+        for name, value in response.headers:
+            if name == "set-cookie":
+                self.cookies.receive(value, path)
         return TestResponse(response.status, Headers(response.headers), data)
 
     async def get(self, path: str, **kwargs: Any) -> TestResponse:
@@ -222,6 +338,11 @@ class TestClient:
         self.app = app
         self._client = AsyncTestClient(app, **kwargs)
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def cookies(self) -> CookieJar:
+        """The client's cookie jar (see `CookieJar`)."""
+        return self._client.cookies
 
     def _run(self, coro: Any) -> Any:
         if self._loop is None:

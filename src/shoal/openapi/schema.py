@@ -3,7 +3,7 @@
 Every schema comes from msgspec (`msgspec.json.schema_components`), so the
 document says exactly what the validators accept and the encoders send:
 
-- path, query and header parameters from the plan's resolvers, typed by
+- path, query, header and cookie parameters from the plan's resolvers, typed by
   their annotations (path converters when unannotated); `required` unless
   the parameter has a default;
 - the request body from the body parameter's type;
@@ -30,6 +30,7 @@ import msgspec
 
 from .._introspect import (
     Body,
+    Cookie,
     Header,
     Query,
     is_plain_result,
@@ -38,6 +39,7 @@ from .._introspect import (
     split_annotated,
     without_none,
 )
+from ..forms import UploadFile
 from ..responses import Response
 from ..routing import compile_template
 
@@ -48,7 +50,7 @@ __all__ = ["FieldError", "Problem", "ValidationProblem", "openapi_schema"]
 
 REF = "#/components/schemas/{name}"
 PROBLEM_JSON = "application/problem+json"
-_MARKERS = (Query, Header, Body)
+_MARKERS = (Query, Header, Cookie, Body)
 _CONVERTER_IN_PATH = re.compile(r"{([A-Za-z_][A-Za-z0-9_]*):[a-z]+}")
 
 
@@ -118,10 +120,11 @@ def _parameters_and_body(endpoint: Endpoint, schemas: _Schemas, operation: dict[
     route_params, _, _ = compile_template(endpoint.template)
     parameters: list[dict[str, Any]] = []
     validates = False
+    form: dict[str, Any] = {"properties": {}, "required": [], "files": False, "model": None}
     for name, resolver in zip(names, endpoint.plan.resolvers, strict=True):
         annotation = hints.get(name, inspect.Parameter.empty)
         location = resolver.location
-        if location in ("query", "header", "path"):
+        if location in ("query", "header", "cookie", "path"):
             validates = True
             base = split_annotated(annotation)[0]
             if location == "path" and base in (inspect.Parameter.empty, Any):
@@ -147,9 +150,59 @@ def _parameters_and_body(endpoint: Endpoint, schemas: _Schemas, operation: dict[
             if found is not None and found.description:
                 body["description"] = found.description
             operation["requestBody"] = body
+        elif location == "form":
+            validates = True
+            _form_part(resolver, annotation, schemas, form)
+    if form["properties"] or form["model"] is not None:
+        operation["requestBody"] = _form_body(form, schemas)
     if parameters:
         operation["parameters"] = parameters
     return validates
+
+
+_FILE = {"type": "string", "format": "binary"}
+_FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+
+
+def _form_part(resolver: Any, annotation: Any, schemas: _Schemas, form: dict[str, Any]) -> None:
+    """Add one form parameter (a field, a file, or the whole form's type) to `form`."""
+    base = without_none(split_annotated(annotation)[0])[0]
+    if not hasattr(resolver, "public"):  # the whole form as a Struct, dataclass or TypedDict
+        form["model"] = base
+        return
+    name = resolver.public
+    properties = form["properties"]
+    if base is UploadFile:
+        properties[name] = dict(_FILE)
+        form["files"] = True
+    elif typing.get_origin(base) is list and typing.get_args(base) == (UploadFile,):
+        properties[name] = {"type": "array", "items": dict(_FILE)}
+        form["files"] = True
+    else:
+        schemas.put(properties, name, keep_meta(annotation, base))
+    if getattr(resolver, "required", True):
+        form["required"].append(name)
+
+
+def _form_body(form: dict[str, Any], schemas: _Schemas) -> dict[str, Any]:
+    """The `requestBody` of a handler with form parameters."""
+    model = form["model"]
+    if model is not None and not form["properties"]:
+        holder: dict[str, Any] = {}
+        schemas.put(holder, "schema", model)
+        return {"required": True, "content": {media: holder for media in _FORM_TYPES}}
+    schema: dict[str, Any] = {"type": "object", "properties": form["properties"]}
+    if form["required"]:
+        schema["required"] = form["required"]
+    if model is not None:  # a Struct's fields, and files beside it
+        parts: list[Any] = [None, schema]
+        schemas.put(parts, 0, model)  # type: ignore[arg-type]  # a list slot works the same
+        schema = {"allOf": parts}
+    media_types = ("multipart/form-data",) if form["files"] else _FORM_TYPES
+    return {
+        "required": bool(form["required"]) or model is not None,
+        "content": {media: {"schema": schema} for media in media_types},
+    }
 
 
 def _phrase(code: int) -> str:
