@@ -151,9 +151,7 @@ FAMILIES: dict[str, Family] = {
         Family("shoal_thread_pool_threads", "gauge", "Threads the pool may run."),
         Family("shoal_thread_pool_busy", "gauge", "Pool threads running a call now."),
         Family("shoal_thread_pool_queued", "gauge", "Calls waiting for a pool thread."),
-        Family(
-            "shoal_thread_pool_rejected_total", "counter", "Calls refused (503): no room left."
-        ),
+        Family("shoal_thread_pool_rejected_total", "counter", "Calls refused (503): no room left."),
         Family("shoal_loop_stalls_total", "counter", "Times code held the event loop too long."),
         Family("shoal_loop_stall_seconds_total", "counter", "Seconds the event loop was held."),
         Family("shoal_db_pool_size", "gauge", "Database connections open."),
@@ -174,6 +172,26 @@ FAMILIES: dict[str, Family] = {
             "shoal_client_attempt_duration_seconds",
             "histogram",
             "Time an upstream took to answer one attempt.",
+        ),
+        Family("shoal_events_connected", "gauge", "1 while the event bus is connected."),
+        Family("shoal_events_reconnects_total", "counter", "Reconnections to the broker."),
+        Family("shoal_events_outbox_relayed_total", "counter", "Outbox rows published."),
+        *(
+            Family(f"shoal_events_{name}_total", "counter", f"Events {name.replace('_', ' ')}.")
+            for name in (
+                "published",
+                "outboxed",
+                "delivered",
+                "redelivered",
+                "acked",
+                "failed",
+                "dead_lettered",
+            )
+        ),
+        Family(
+            "shoal_events_handler_duration_seconds",
+            "histogram",
+            "Time subscribers took to handle an event.",
         ),
         Family("process_resident_memory_bytes", "gauge", "Resident memory of the workers."),
         Family("process_open_fds", "gauge", "Open file descriptors of the workers."),

@@ -327,3 +327,28 @@ async def test_an_unacked_message_comes_back_after_ack_wait(bus_url: str, topic:
         await again.ack()
         assert await consumer.fetch(5, 0.8) == []  # acked: gone for good
         await consumer.close()
+
+
+async def test_the_bus_is_on_readyz_and_metrics(
+    bus_url: str, topic: str, started: list[App]
+) -> None:
+    app = App()
+    bus = make_bus(bus_url, topic, app)
+
+    @bus.subscribe(f"{topic}.recorded", durable="stats")
+    async def on_run(run: Run) -> None:
+        return None
+
+    await app.startup()
+    started.append(app)
+    await bus.publish(f"{topic}.recorded", Run(1, 1.0))
+    await wait_for(lambda: bus.statistics().subjects[f"{topic}.recorded"].acked == 1)
+    async with AsyncTestClient(app) as client:
+        ready = await client.get("/readyz")
+        text = (await client.get("/metrics")).text
+    assert ready.status_code == 200 and ready.json()["checks"]["eventbus"]["status"] == "ok"
+    subject = f'subject="{topic}.recorded"'
+    assert f"shoal_events_published_total{{{subject}}} 1" in text
+    assert f"shoal_events_acked_total{{{subject}}} 1" in text
+    assert f"shoal_events_handler_duration_seconds_count{{{subject}}} 1" in text
+    assert "shoal_events_connected 1" in text

@@ -82,6 +82,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 
 from ..errors import ConfigurationError, EventBusUnavailable, EventsError
+from ..metrics import Sample
 from . import outbox as _outbox
 from ._model import (
     MSG_ID,
@@ -176,6 +177,10 @@ class Subscription:
     def delay(self, delivered: int) -> float:
         """Seconds before the redelivery that follows failed delivery number `delivered`."""
         return float(min(self.max_backoff, self.backoff * 2 ** max(0, delivered - 1)))
+
+
+_COUNTED = ("published", "outboxed", "delivered", "redelivered", "acked", "failed", "dead_lettered")
+"""The per-subject counters exported as `shoal_events_<name>_total`."""
 
 
 class EventBus:
@@ -668,6 +673,34 @@ class EventBus:
             await asyncio.wait_for(transport.ping(timeout), timeout)
         except (Transient, TimeoutError) as exc:
             raise EventBusUnavailable(f"the event broker did not answer: {exc}") from exc
+
+    async def check_readiness(self) -> None:
+        """`/readyz`'s check (`shoal.health`): the broker answers a ping."""
+        await self.check()
+
+    def collect_metrics(self) -> list[Sample]:
+        """The bus's samples for `/metrics` (see `shoal.metrics`), by subject."""
+        stats = self.statistics()
+        samples: list[Sample] = [
+            ("shoal_events_connected", (), 1.0 if stats.connected else 0.0),
+            ("shoal_events_reconnects_total", (), float(stats.reconnects)),
+            ("shoal_events_outbox_relayed_total", (), float(stats.outbox_relayed)),
+        ]
+        for subject, counts in stats.subjects.items():
+            labels = (("subject", subject),)
+            for field_name in _COUNTED:
+                value = float(getattr(counts, field_name))
+                samples.append((f"shoal_events_{field_name}_total", labels, value))
+            name = "shoal_events_handler_duration_seconds"
+            for bound, count in counts.handler_buckets:
+                le = "+Inf" if bound == float("inf") else repr(bound)
+                samples.append((f"{name}_bucket", (*labels, ("le", le)), float(count)))
+            if not counts.handler_buckets or counts.handler_buckets[-1][0] != float("inf"):
+                every = float(counts.handler_calls)
+                samples.append((f"{name}_bucket", (*labels, ("le", "+Inf")), every))
+            samples.append((f"{name}_sum", labels, counts.handler_seconds))
+            samples.append((f"{name}_count", labels, float(counts.handler_calls)))
+        return samples
 
     async def stream_info(self, name: str | None = None) -> list[StreamInfo]:
         """Every stream on the broker (or the one named) with its consumers and pending counts."""
