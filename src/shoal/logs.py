@@ -165,10 +165,19 @@ class AccessLog:
         self.fd = fd
         self.buffer = bytearray()
         self.scheduled = False
+        self._second = -1
+        self._prefix = ""  # the formatted time up to the second: one isoformat a second
+
+    def _time(self) -> str:
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second, self._prefix = second, _iso(second)[:-5]  # drop ".000Z"
+        return f"{self._prefix}.{int((now - second) * 1000):03d}Z"
 
     def __call__(self, request: Request, response: Response, seconds: float) -> None:
         access = _access_fields(request, response, seconds)
-        now = _now()
+        now = self._time()
         request_id = request.id
         if self.json:
             message = f"{request.method} {request.path} {response.status}"
