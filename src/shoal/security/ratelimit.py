@@ -61,6 +61,11 @@ __all__ = [
 KeyFunc = Callable[[Request], "str | Awaitable[str | None] | None"]
 
 
+def _whole_seconds(seconds: float) -> int:
+    """`seconds` rounded up, after dropping float noise (`now + 30 - now` is not always 30)."""
+    return math.ceil(round(seconds, 6))
+
+
 @dataclass(frozen=True, slots=True)
 class Rate:
     """`limit` requests per `per` seconds, with bursts of up to `burst` (default: `limit`)."""
@@ -200,7 +205,7 @@ class _Policy:
         self.header = ("ratelimit-policy", self.policy)
 
     def refuse(self, retry_after: float) -> Response:
-        retry = max(1, math.ceil(retry_after))
+        retry = max(1, _whole_seconds(retry_after))
         rate = self.rate
         return problem_response(
             TooManyRequests(
@@ -337,7 +342,7 @@ class RateLimit:
                 return response
             response.headers += (
                 policy.header,
-                ("ratelimit", f'"{policy.name}";r={remaining};t={math.ceil(reset)}'),
+                ("ratelimit", f'"{policy.name}";r={remaining};t={_whole_seconds(reset)}'),
             )
             return response
 
@@ -379,7 +384,7 @@ class RateLimit:
             if not send_headers:
                 return response
             remaining = int((tau - ahead) / interval + 1e-9)
-            value = f"{remaining_head}{remaining};t={ceil(ahead)}"
+            value = f"{remaining_head}{remaining};t={ceil(round(ahead, 6))}"
             response.headers += (header, ("ratelimit", value))
             return response
 
