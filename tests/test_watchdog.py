@@ -93,8 +93,10 @@ def test_a_generated_request_id_is_reported_when_the_client_sent_none(
 ) -> None:
     with TestClient(make_app()) as client, caplog.at_level(logging.WARNING, "shoal.watchdog"):
         client.get("/items/1")
-    [report] = stalls_in(caplog)
-    assert report.request_id and report.request_id.count("-") == 1
+    # a loaded machine may add a stall of its own: judge the ones of this request
+    reports = [report for report in stalls_in(caplog) if report.path == "/items/1"]
+    assert reports
+    assert all(r.request_id and r.request_id.count("-") == 1 for r in reports)
 
 
 def test_a_stall_outside_any_handler_names_the_request_and_route(
