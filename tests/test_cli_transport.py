@@ -102,9 +102,15 @@ def test_https_with_http1_and_http2_by_alpn(certificate: tuple[Path, Path]) -> N
 
 
 def test_h2c_by_prior_knowledge_in_clear() -> None:
-    with running_server("granian-rsgi", TARGET) as server:
+    with running_server("granian-rsgi", TARGET, ["--max-header-size", "8192"]) as server:
         with httpx.Client(http1=False, http2=True) as client:
             _check_app(client, server.url, "HTTP/2", "http")
+            # the header limit holds for HTTP/2 too: 431, and the connection serves on
+            url = f"{server.url}/whoami"
+            assert client.get(url, headers={"x-big": "a" * 4_000}).status_code == 200
+            refused = client.get(url, headers={"x-big": "a" * 20_000})
+            assert (refused.status_code, refused.http_version) == (431, "HTTP/2")
+            assert client.get(url).status_code == 200
         with httpx.Client() as client:  # and HTTP/1.1 on the same port (--http auto)
             _check_app(client, server.url, "HTTP/1.1", "http")
 
