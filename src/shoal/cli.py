@@ -213,6 +213,39 @@ def _transport(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def _native_static(app: App) -> dict[str, Any]:
+    """granian's static-file options for the app's `native=True` directories, checked."""
+    mounts = [(prefix, files) for prefix, files in app.static_files if files.native]
+    if not mounts:
+        return {}
+    if len({(files.index, files.max_age) for _, files in mounts}) > 1:
+        raise TargetError(
+            "native static files share granian's options: give every native=True "
+            "directory the same index and cache_control"
+        )
+    static_templates = {prefix + "/{path:path}" for prefix, _ in mounts}
+    for prefix, files in mounts:
+        hidden = [] if files.hidden else files.hidden_entries()
+        if hidden:
+            raise TargetError(
+                f"static files at {prefix!r}: granian's native handler would serve hidden "
+                f"entries ({', '.join(hidden[:3])}); remove them, pass hidden=True, or native=False"
+            )
+        for endpoint in app.endpoints:
+            template = endpoint.template
+            if template.startswith(prefix + "/") and template not in static_templates:
+                raise TargetError(
+                    f"static files at {prefix!r}: granian's native handler would shadow "
+                    f"the route {template!r}; move one of them, or native=False"
+                )
+    return {
+        "static_path_route": [prefix for prefix, _ in mounts],
+        "static_path_mount": [Path(files.root) for _, files in mounts],
+        "static_path_dir_to_file": "index.html" if mounts[0][1].index else None,
+        "static_path_expires": mounts[0][1].max_age,
+    }
+
+
 def _run(args: argparse.Namespace) -> int:
     from granian.constants import Interfaces
     from granian.http import HTTP1Settings, HTTP2Settings
@@ -227,6 +260,7 @@ def _run(args: argparse.Namespace) -> int:
     is_app, is_callable, kind = isinstance(app, App), callable(app), type(app).__name__
     limits, overrides = _limits(app.limits if is_app else Limits(), args)
     transport = _transport(args)
+    static = _native_static(app) if is_app and args.interface != "wsgi" else {}
     del app
     for name in set(sys.modules) - before:
         del sys.modules[name]
@@ -289,6 +323,7 @@ def _run(args: argparse.Namespace) -> int:
         respawn_interval=0.5,
         workers_kill_timeout=max(1, math.ceil(limits.drain_timeout)),
         **transport,
+        **static,
     )
     try:
         server.serve()
