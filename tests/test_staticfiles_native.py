@@ -13,7 +13,7 @@ import pytest
 
 from shoal import App, ConfigurationError
 from shoal.cli import main
-from tests.servers import running_server
+from tests.servers import ROOT, running_server
 
 SECRET = b"the secret beside the static directory"
 TARGET = "tests.apps.static_native:app"
@@ -46,6 +46,17 @@ def _raw_get(url: str, path: str) -> bytes:
         while chunk := sock.recv(65536):
             answer += chunk
     return answer
+
+
+def test_the_example_under_shoal_run() -> None:
+    page = (ROOT / "examples" / "static" / "index.html").read_text()
+    with running_server("granian-rsgi", "examples.static_native:app") as server:
+        index = httpx.get(f"{server.url}/assets/")
+        status = httpx.get(f"{server.url}/api/status")
+    assert (index.status_code, index.text) == (200, page)
+    assert index.headers["cache-control"] == "max-age=3600"
+    assert "x-request-id" not in index.headers  # granian's answer
+    assert status.json() == {"status": "ok"} and "x-request-id" in status.headers
 
 
 def test_shoal_run_serves_native_directories_through_granian(site: Path) -> None:
