@@ -145,6 +145,107 @@ def _limits(declared: Limits, args: argparse.Namespace) -> tuple[Limits, dict[st
         raise TargetError(str(exc)) from None
 
 
+def _octal(value: str) -> int:
+    try:
+        mode = int(value, 8)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected octal permissions, got {value!r}") from None
+    if not 0 <= mode <= 0o777:
+        raise argparse.ArgumentTypeError(f"expected permissions from 000 to 777, got {value!r}")
+    return mode
+
+
+def _check_tls(certfile: Path, keyfile: Path) -> None:
+    """Load the pair once here, so that a bad file is one line, not a trace per worker."""
+    import ssl
+
+    for flag, path in (("--ssl-certfile", certfile), ("--ssl-keyfile", keyfile)):
+        if not path.is_file():
+            raise TargetError(f"{flag}: no such file {str(path)!r}")
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certfile, keyfile)
+    except (ssl.SSLError, OSError) as exc:
+        raise TargetError(
+            f"--ssl-certfile/--ssl-keyfile: cannot load {str(certfile)!r} with "
+            f"{str(keyfile)!r} (a PEM certificate and its unencrypted key): {exc}"
+        ) from None
+
+
+def _check_uds(path: Path) -> None:
+    """Refuse a path that is taken; remove a socket that no server listens on any more."""
+    import socket
+    import stat
+
+    if not path.parent.is_dir():
+        raise TargetError(f"--uds: no such folder {str(path.parent)!r}")
+    try:
+        mode = path.lstat().st_mode
+    except FileNotFoundError:
+        return
+    if not stat.S_ISSOCK(mode):
+        raise TargetError(f"--uds: {str(path)!r} exists and is not a socket")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except ConnectionRefusedError:  # left behind by a server that died
+            path.unlink(missing_ok=True)
+            return
+        except OSError:
+            pass
+    raise TargetError(f"--uds: a server already listens on {str(path)!r}")
+
+
+def _transport(args: argparse.Namespace) -> dict[str, Any]:
+    """granian's options for TLS, a Unix socket and the HTTP versions, checked."""
+    from granian.constants import HTTPModes
+
+    options: dict[str, Any] = {"http": HTTPModes(args.http)}
+    if (args.ssl_certfile is None) != (args.ssl_keyfile is None):
+        raise TargetError("--ssl-certfile and --ssl-keyfile go together: give both or neither")
+    if args.ssl_certfile is not None:
+        _check_tls(args.ssl_certfile, args.ssl_keyfile)
+        options.update(ssl_cert=args.ssl_certfile.resolve(), ssl_key=args.ssl_keyfile.resolve())
+    if args.uds is not None:
+        _check_uds(args.uds)
+        options.update(uds=args.uds, uds_permissions=args.uds_permissions)
+    elif args.uds_permissions is not None:
+        raise TargetError("--uds-permissions needs --uds")
+    return options
+
+
+def _native_static(app: App) -> dict[str, Any]:
+    """granian's static-file options for the app's `native=True` directories, checked."""
+    mounts = [(prefix, files) for prefix, files in app.static_files if files.native]
+    if not mounts:
+        return {}
+    if len({(files.index, files.max_age) for _, files in mounts}) > 1:
+        raise TargetError(
+            "native static files share granian's options: give every native=True "
+            "directory the same index and cache_control"
+        )
+    static_templates = {prefix + "/{path:path}" for prefix, _ in mounts}
+    for prefix, files in mounts:
+        hidden = [] if files.hidden else files.hidden_entries()
+        if hidden:
+            raise TargetError(
+                f"static files at {prefix!r}: granian's native handler would serve hidden "
+                f"entries ({', '.join(hidden[:3])}); remove them, pass hidden=True, or native=False"
+            )
+        for endpoint in app.endpoints:
+            template = endpoint.template
+            if template.startswith(prefix + "/") and template not in static_templates:
+                raise TargetError(
+                    f"static files at {prefix!r}: granian's native handler would shadow "
+                    f"the route {template!r}; move one of them, or native=False"
+                )
+    return {
+        "static_path_route": [prefix for prefix, _ in mounts],
+        "static_path_mount": [Path(files.root) for _, files in mounts],
+        "static_path_dir_to_file": "index.html" if mounts[0][1].index else None,
+        "static_path_expires": mounts[0][1].max_age,
+    }
+
+
 def _run(args: argparse.Namespace) -> int:
     from granian.constants import Interfaces
     from granian.http import HTTP1Settings, HTTP2Settings
@@ -158,6 +259,8 @@ def _run(args: argparse.Namespace) -> int:
     app = load_app(args.target)
     is_app, is_callable, kind = isinstance(app, App), callable(app), type(app).__name__
     limits, overrides = _limits(app.limits if is_app else Limits(), args)
+    transport = _transport(args)
+    static = _native_static(app) if is_app and args.interface != "wsgi" else {}
     del app
     for name in set(sys.modules) - before:
         del sys.modules[name]
@@ -219,6 +322,8 @@ def _run(args: argparse.Namespace) -> int:
         respawn_failed_workers=not args.reload,
         respawn_interval=0.5,
         workers_kill_timeout=max(1, math.ceil(limits.drain_timeout)),
+        **transport,
+        **static,
     )
     try:
         server.serve()
@@ -292,6 +397,29 @@ def build_parser() -> argparse.ArgumentParser:
         choices=INTERFACES,
         help="protocol (default rsgi; wsgi serves a plain WSGI application)",
     )
+    transport = run.add_argument_group("transport: TLS, Unix socket, HTTP versions")
+    transport.add_argument(
+        "--ssl-certfile", type=Path, metavar="PATH",
+        help="serve HTTPS with this PEM certificate (chain); needs --ssl-keyfile",
+    )  # fmt: skip
+    transport.add_argument(
+        "--ssl-keyfile", type=Path, metavar="PATH",
+        help="the PEM private key of --ssl-certfile (not encrypted)",
+    )  # fmt: skip
+    transport.add_argument(
+        "--uds", type=Path, metavar="PATH",
+        help="listen on this Unix socket instead of --host/--port",
+    )  # fmt: skip
+    transport.add_argument(
+        "--uds-permissions", type=_octal, metavar="OCTAL",
+        help="the socket's permissions, e.g. 660 for a proxy in the same group "
+        "(default: from the umask)",
+    )  # fmt: skip
+    transport.add_argument(
+        "--http", default="auto", choices=["auto", "1", "2"],
+        help="HTTP versions: auto (HTTP/1.1 and HTTP/2: ALPN over TLS, prior knowledge "
+        "in clear), 1 (HTTP/1.1 only) or 2 (HTTP/2 only) (default auto)",
+    )  # fmt: skip
     limits = run.add_argument_group("limits (default: the app's own, see shoal.limits)")
     for name, (kind, help_text) in _LIMIT_OPTIONS.items():
         limits.add_argument("--" + name.replace("_", "-"), type=kind, help=help_text)

@@ -27,12 +27,21 @@ app.static("/static", Path(__file__).parent / "static")
 - Files are read in the app's thread pool (a file system may block): whole
   when small (up to 256 KiB), else streamed in 64 KiB chunks with the
   `Content-Length` declared.
+- **`native=True`**: under `shoal run`, granian's own static-file handler
+  serves the prefix before the app sees the request (no Python at all), with
+  less: no ETag, Last-Modified, 304 or Range, no `Content-Length` (chunked),
+  `Cache-Control: max-age=N` only, granian's plain-text 404, any method, and
+  no middleware (CORS, compression, security headers, access log, metrics).
+  `shoal run` refuses it for a directory with hidden entries (granian would
+  serve them) or an app route under the prefix (granian would shadow it).
+  Under other servers (uvicorn, the test client) this class serves it.
 """
 
 from __future__ import annotations
 
 import mimetypes
 import os
+import re
 import stat
 from collections.abc import AsyncIterator
 from email.utils import formatdate, parsedate_to_datetime
@@ -88,8 +97,10 @@ def _byte_range(header: str, size: int) -> tuple[int, int] | bool | None:
         return None  # another unit or several ranges: the whole file
     first_text, dash, last_text = spec.strip().partition("-")
     first_text, last_text = first_text.strip(), last_text.strip()
-    if not dash or not (first_text.isdigit() or first_text == "") or not (
-        last_text.isdigit() or last_text == ""
+    if (
+        not dash
+        or not (first_text.isdigit() or first_text == "")
+        or not (last_text.isdigit() or last_text == "")
     ):
         return None
     if first_text == "":
@@ -124,6 +135,7 @@ class StaticFiles:
         index: bool = False,
         hidden: bool = False,
         cache_control: str | None = "no-cache",
+        native: bool = False,
     ) -> None:
         root = Path(directory)
         if not root.is_dir():
@@ -132,6 +144,31 @@ class StaticFiles:
         self.index = index
         self.hidden = hidden
         self.cache_control = cache_control
+        self.native = native
+        self.max_age = 0
+        if native and cache_control is not None:
+            matched = re.fullmatch(r"\s*max-age=(\d+)\s*", cache_control)
+            if matched is None:
+                raise ConfigurationError(
+                    "native static files: granian sends `Cache-Control: max-age=N` and no "
+                    f"other directive (and no ETag to revalidate with), not {cache_control!r}; "
+                    "give cache_control='max-age=N' or None"
+                )
+            self.max_age = int(matched.group(1))
+
+    def hidden_entries(self) -> list[str]:
+        """Paths under the directory (relative) that `hidden=False` refuses: names with a dot first.
+
+        granian's native handler refuses none of them, so `shoal run` serves a
+        directory natively only when this is empty (or `hidden=True`).
+        """
+        found: list[str] = []
+        for folder, folders, files in os.walk(self.root):
+            for name in [*folders, *files]:
+                if name.startswith("."):
+                    found.append(os.path.relpath(os.path.join(folder, name), self.root))
+            folders[:] = [name for name in folders if not name.startswith(".")]
+        return sorted(found)
 
     def locate(self, path: str) -> str | None:
         """The real path of the file that `path` (relative, from the URL) names, or None."""
@@ -214,8 +251,10 @@ class StaticFiles:
         length = last - first + 1 if found.size else 0
         headers.append(("content-length", str(length)))
         if request.method == "HEAD" or length <= WHOLE_FILE_LIMIT:
-            body = b"" if request.method == "HEAD" else await pool.run(
-                _read, found.path, first, length
+            body = (
+                b""
+                if request.method == "HEAD"
+                else await pool.run(_read, found.path, first, length)
             )
             return Response.from_parts(status, headers, body)
         return StreamingResponse(
