@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import Counter
 from typing import Any
@@ -106,3 +107,16 @@ def test_one_scrape_sums_every_worker() -> None:
     )
     assert answered == sent
     assert value(scrape, "shoal_thread_pool_threads") == 2 * build().thread_pool.threads
+
+
+async def test_samples_are_folded_every_second_without_a_scrape() -> None:
+    from shoal.testing import AsyncTestClient
+
+    app = build()
+    async with AsyncTestClient(app) as client:
+        for item_id in range(5):
+            await client.get(f"/items/{item_id}")
+        stats = next(e.stats for e in app.endpoints if e.template == "/items/{item_id:int}")
+        assert stats is not None and len(stats.samples) == 5  # pending, not yet folded
+        await asyncio.sleep(1.3)  # the timer folds them: memory stays bounded unscraped
+        assert stats.samples == [] and stats.counts == {("GET", 200): 5}

@@ -579,8 +579,6 @@ class App:
         if self.metrics is not None:
             self.metrics.start(run_folder)
             stack.push_async_callback(self.metrics.stop)
-        if self._access_log is None:
-            self._access_log = os.environ.get("SHOAL_ACCESS_LOG", "") not in ("", "0")
         self._log_access = log_access
         log_format = os.environ.get("SHOAL_LOG_FORMAT")
         if self._access_log and log_format:  # under `shoal run`: its own fast writer
@@ -622,7 +620,9 @@ class App:
             for middleware in self._middleware:
                 chain = middleware(chain)
             self._inner = chain
-            observed = self.metrics or self._request_ids or self._access_log is not False
+            if self._access_log is None:  # decided now: the entry handler depends on it
+                self._access_log = os.environ.get("SHOAL_ACCESS_LOG", "") not in ("", "0")
+            observed = self.metrics or self._request_ids or self._access_log
             self._direct = not (self._middleware or observed)
             self._entry = self._dispatch if self._direct else self._guarded
             self._lifecycle = Lifecycle.COMPOSED

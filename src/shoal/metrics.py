@@ -3,13 +3,13 @@
 Recording a request costs one `list.append` of `(method, status, seconds)` to
 its route's `RouteStats` (the app's entry handler does it); everything else
 happens off the request path. `RouteStats.fold()` turns the pending samples
-into counters and histogram buckets: on every scrape, and once a second in
-each worker served by `shoal run`, which also writes the worker's snapshot to
-the server's run folder. A scrape answered by any worker folds its own
-samples, reads the other live workers' snapshots (at most a second old),
-sums them, and renders the text format. Workers that are gone drop out of
-the sum (Prometheus sees a counter reset, as it does when a process
-restarts).
+into counters and histogram buckets: on every scrape, and once a second (so
+at most a second of samples waits); in each worker served by `shoal run` the
+same timer also writes the worker's snapshot to the server's run folder. A
+scrape answered by any worker folds its own samples, reads the other live
+workers' snapshots (at most a second old), sums them, and renders the text
+format. Workers that are gone drop out of the sum (Prometheus sees a counter
+reset, as it does when a process restarts).
 
 Exported (one scrape, summed over the live workers):
 
@@ -258,11 +258,15 @@ class Metrics:
     # -- several workers ----------------------------------------------------------
 
     def start(self, folder: str | None) -> None:
-        """Share snapshots through `folder` (set by `shoal run`); call on the loop at startup."""
-        if not folder:
-            return
-        self.folder = Path(folder) / "metrics"
-        self.folder.mkdir(parents=True, exist_ok=True)
+        """Fold samples every `FLUSH_INTERVAL`, and share snapshots through `folder` (set
+        by `shoal run`) when there is one; call on the loop at startup.
+
+        Folding on a timer, not only on scrapes, keeps the pending samples to a
+        second's worth of requests whether or not anything scrapes.
+        """
+        if folder:
+            self.folder = Path(folder) / "metrics"
+            self.folder.mkdir(parents=True, exist_ok=True)
         self._flusher = asyncio.get_running_loop().create_task(self._flush_forever())
 
     async def stop(self) -> None:
@@ -280,7 +284,11 @@ class Metrics:
     async def _flush_forever(self) -> None:
         while True:
             await asyncio.sleep(FLUSH_INTERVAL)
-            self.publish()
+            if self.folder is None:
+                for stats in self.routes:
+                    stats.fold()
+            else:
+                self.publish()
 
     def publish(self) -> list[Sample]:
         """Write this worker's snapshot for the others; returns its samples."""
