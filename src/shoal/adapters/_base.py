@@ -1,9 +1,10 @@
 """What every adapter shares: its app, the app's entry handler fetched once, the
-rule for a request body nobody read, and the last check before a response is
-written."""
+rule for a request body nobody read, the rule for a client that hangs up, and
+the last check before a response is written."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING
@@ -20,6 +21,46 @@ logger = logging.getLogger("shoal")
 
 CLOSE = ("connection", "close")
 """The response header that makes the server close the connection after it."""
+
+
+async def cancelled_on_disconnect(
+    handler: Handler,
+    request: Request,
+    watch: Callable[[Callable[[], None]], Callable[[], None]],
+) -> Response | None:
+    """`handler(request)`, cancelled if the client disconnects first (then None).
+
+    For the methods that change things: a client that hangs up mid-request
+    cancels the handler, so its transaction rolls back instead of finishing
+    for nobody (and the cancellation runs the handler's `finally` blocks:
+    nothing is half done). `watch(gone)` is the adapter's way to learn of the
+    disconnect: it calls `gone()` when the client has left and returns the
+    function that stops watching.
+    """
+    task = asyncio.current_task()
+    state = {"answered": False, "gone": False}
+
+    def gone() -> None:
+        if not state["answered"] and task is not None:
+            state["gone"] = True
+            task.cancel()
+
+    stop = watch(gone)
+    try:
+        return await handler(request)
+    except asyncio.CancelledError:
+        if not state["gone"] or task is None:
+            raise
+        task.uncancel()
+        logger.info(
+            "the client of %s %s disconnected; its handler was cancelled",
+            escape(request.method),
+            escape(request.path),
+        )
+        return None
+    finally:
+        state["answered"] = True
+        stop()
 
 
 async def drop_unread_body(

@@ -10,13 +10,19 @@ from typing import TYPE_CHECKING, Any
 
 from .._supervision import apply_limit_overrides, supervise
 from ..errors import BadRequest
-from ..logs import escape
 from ..requests import BODYLESS_METHODS, Connection, Request, uri_too_long
 from ..responses import Response, StreamingResponse, problem_response
-from ._base import Adapter, drop_unread_body, framing_error, head_too_large, unsendable
+from ._base import (
+    Adapter,
+    cancelled_on_disconnect,
+    drop_unread_body,
+    framing_error,
+    head_too_large,
+    unsendable,
+)
 
 if TYPE_CHECKING:
-    from ..app import Handler
+    pass
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -59,48 +65,33 @@ class _Body:
                 return
 
 
-async def _cancelled_on_disconnect(
-    handler: Handler, request: Request, body: _Body
-) -> Response | None:
-    """`handler(request)`, cancelled if the client disconnects first (then None).
+def _watch_disconnect(body: _Body) -> Callable[[Callable[[], None]], Callable[[], None]]:
+    """The ASGI side of `cancelled_on_disconnect` (writes only): once the body is
+    read, `receive()` has nothing left to say but `http.disconnect`, so a
+    watcher waits for the body's end, then for that."""
 
-    The ASGI side of the RSGI adapter's rule of the same name (writes only):
-    once the body is read, `receive()` has nothing left to say but
-    `http.disconnect`, so a watcher waits for the body's end, then for that.
-    """
-    task = asyncio.current_task()
-    state = {"answered": False, "gone": False}
-    body.finished = asyncio.Event()
-    if body.done:
-        body.finished.set()
+    def watch(gone: Callable[[], None]) -> Callable[[], None]:
+        body.finished = asyncio.Event()
+        if body.done:
+            body.finished.set()
 
-    async def watch() -> None:
-        assert body.finished is not None
-        await body.finished.wait()
-        while (await body.receive())["type"] != "http.disconnect":
-            pass
-        if not state["answered"] and task is not None:
-            state["gone"] = True
-            task.cancel()
+        async def wait() -> None:
+            assert body.finished is not None
+            await body.finished.wait()
+            while (await body.receive())["type"] != "http.disconnect":
+                pass
+            gone()
 
-    watcher = asyncio.ensure_future(watch())
-    try:
-        return await handler(request)
-    except asyncio.CancelledError:
-        if not state["gone"] or task is None:
-            raise
-        task.uncancel()
-        logger.info(
-            "the client of %s %s disconnected; its handler was cancelled",
-            escape(request.method),
-            escape(request.path),
-        )
-        return None
-    finally:
-        state["answered"] = True
-        watcher.cancel()
-        if watcher.done() and not watcher.cancelled():
-            watcher.exception()  # a receive() that failed: retrieved, not lost
+        watcher = asyncio.ensure_future(wait())
+
+        def stop() -> None:
+            watcher.cancel()
+            if watcher.done() and not watcher.cancelled():
+                watcher.exception()  # a receive() that failed: retrieved, not lost
+
+        return stop
+
+    return watch
 
 
 def _may_have_body(scope: Scope) -> bool:
@@ -172,7 +163,7 @@ class ASGIAdapter(Adapter):
             if request.method in BODYLESS_METHODS:
                 response = await handler(request)
             else:
-                answered = await _cancelled_on_disconnect(handler, request, body)
+                answered = await cancelled_on_disconnect(handler, request, _watch_disconnect(body))
                 if answered is None:
                     return  # the client is gone: nobody to answer
                 response = answered

@@ -6,7 +6,7 @@ import asyncio
 import logging
 import socket
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any
 
 from .._supervision import apply_limit_overrides, supervise
@@ -14,12 +14,11 @@ from ..errors import BadRequest
 from ..logs import escape
 from ..requests import BODYLESS_METHODS, Request, uri_too_long
 from ..responses import StreamingResponse, problem_response
-from ._base import Adapter, drop_unread_body, framing_error, unsendable
+from ._base import Adapter, cancelled_on_disconnect, drop_unread_body, framing_error, unsendable
 from ._socket import abort, acked, find_connection
 
 if TYPE_CHECKING:
-    from ..app import App, Handler
-    from ..responses import Response
+    from ..app import App
 
 logger = logging.getLogger("shoal")
 
@@ -108,43 +107,28 @@ class _RSGIRequest(Request):
         return _read_body(self)
 
 
-async def _cancelled_on_disconnect(
-    handler: Handler, request: Request, proto: Any
-) -> Response | None:
-    """`handler(request)`, cancelled if the client disconnects first (then None).
+def _watch_disconnect(proto: Any) -> Callable[[Callable[[], None]], Callable[[], None]]:
+    """granian's side of `cancelled_on_disconnect`: its `client_disconnect()` future.
 
-    For the methods that change things: a client that hangs up mid-request
-    cancels the handler, so its transaction rolls back instead of finishing
-    for nobody (and the cancellation runs the handler's `finally` blocks:
-    nothing is half done). Reads run to their end: watching costs granian
-    a task per request (about 5 us), too much for the hot path.
+    Only for the methods that change things: watching costs granian a task
+    per request (about 5 us), too much for the hot path of reads.
     """
-    task = asyncio.current_task()
-    watcher = proto.client_disconnect()
-    state = {"answered": False, "gone": False}
 
-    def disconnected(_: Any) -> None:
-        if not state["answered"] and task is not None:
-            state["gone"] = True
-            task.cancel()
+    def watch(gone: Callable[[], None]) -> Callable[[], None]:
+        watcher = proto.client_disconnect()
 
-    watcher.add_done_callback(disconnected)
-    try:
-        return await handler(request)
-    except asyncio.CancelledError:
-        if not state["gone"] or task is None:
-            raise
-        task.uncancel()
-        logger.info(
-            "the client of %s %s disconnected; its handler was cancelled",
-            escape(request.method),
-            escape(request.path),
-        )
-        return None
-    finally:
-        state["answered"] = True
-        watcher.remove_done_callback(disconnected)
-        watcher.cancel()
+        def disconnected(_: Any) -> None:
+            gone()
+
+        watcher.add_done_callback(disconnected)
+
+        def stop() -> None:
+            watcher.remove_done_callback(disconnected)
+            watcher.cancel()
+
+        return stop
+
+    return watch
 
 
 class RSGIAdapter(Adapter):
@@ -187,9 +171,7 @@ class RSGIAdapter(Adapter):
         hosts = len(headers.get_all("host"))
         codings = headers.get_all("transfer-encoding") if "transfer-encoding" in headers else None
         if hosts != 1 or codings is not None:
-            refused = framing_error(
-                scope.http_version, hosts, codings, "content-length" in headers
-            )
+            refused = framing_error(scope.http_version, hosts, codings, "content-length" in headers)
             if refused is not None:  # the body's framing is not to be trusted: not read
                 proto.response_bytes(refused.status, refused.headers, refused.body)
                 return
@@ -200,7 +182,7 @@ class RSGIAdapter(Adapter):
             if request.method in BODYLESS_METHODS:
                 response = await handler(request)
             else:
-                answered = await _cancelled_on_disconnect(handler, request, proto)
+                answered = await cancelled_on_disconnect(handler, request, _watch_disconnect(proto))
                 if answered is None:
                     return  # the client is gone: nobody to answer
                 response = answered
