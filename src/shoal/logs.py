@@ -224,9 +224,6 @@ def _iso(seconds: float) -> str:
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def _now() -> str:
-    return _iso(time.time())
-
 
 _encode = msgspec.json.Encoder().encode
 

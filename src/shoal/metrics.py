@@ -56,6 +56,7 @@ __all__ = [
     "Metrics",
     "RouteStats",
     "Sample",
+    "histogram_samples",
     "render",
 ]
 
@@ -102,15 +103,37 @@ class Histogram:
 
     def samples(self, name: str, labels: tuple[tuple[str, str], ...] = ()) -> list[Sample]:
         """The `_bucket` (cumulative), `_sum` and `_count` lines of this histogram."""
-        out: list[Sample] = []
-        total = 0
+        cumulative, running = [], 0
         for bound, count in zip((*BUCKETS, float("inf")), self.buckets, strict=True):
-            total += count
-            le = "+Inf" if bound == float("inf") else repr(bound)
-            out.append((f"{name}_bucket", (*labels, ("le", le)), float(total)))
-        out.append((f"{name}_sum", labels, self.sum))
-        out.append((f"{name}_count", labels, float(self.count)))
-        return out
+            running += count
+            cumulative.append((bound, running))
+        return histogram_samples(name, labels, cumulative, self.count, self.sum)
+
+
+def histogram_samples(
+    name: str,
+    labels: tuple[tuple[str, str], ...],
+    cumulative: Iterable[tuple[float, int]],
+    count: int,
+    total: float,
+) -> list[Sample]:
+    """A histogram's lines from cumulative `(upper bound, count)` pairs, its count and sum.
+
+    The `+Inf` bucket (every observation) is added when the pairs stop short
+    of it: the one rendering of a histogram, for shoal's own and for the
+    statistics of the client and the event bus.
+    """
+    out: list[Sample] = []
+    complete = False
+    for bound, running in cumulative:
+        complete = bound == float("inf")
+        le = "+Inf" if complete else repr(bound)
+        out.append((f"{name}_bucket", (*labels, ("le", le)), float(running)))
+    if not complete:
+        out.append((f"{name}_bucket", (*labels, ("le", "+Inf")), float(count)))
+    out.append((f"{name}_sum", labels, total))
+    out.append((f"{name}_count", labels, float(count)))
+    return out
 
 
 class RouteStats:

@@ -44,7 +44,7 @@ from urllib.parse import urlencode, urlsplit
 import msgspec
 
 from ..errors import ConfigurationError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from ..metrics import Sample
+from ..metrics import BUCKETS, Sample, histogram_samples
 from ..tracing import client_span
 from ._context import CONTEXT, propagate
 from ._expiry import Expiry, Timer
@@ -59,8 +59,8 @@ __all__ = ["ClientResponse", "ServiceClient", "UpstreamStatistics"]
 
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_STATUSES = frozenset({502, 503, 504})
-# latency histogram bounds, seconds (Prometheus' default buckets, cut at 10 s)
-LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# latency histogram bounds, seconds: the same as every shoal histogram
+LATENCY_BUCKETS = BUCKETS
 
 _MISSING: Any = object()
 _TIMEOUT, _RETRY, _BREAKER = Timeout(), Retry(), Breaker()
@@ -196,12 +196,13 @@ class ServiceClient:
         for state in ("closed", "open", "half-open"):
             value = 1.0 if stats.breaker == state else 0.0
             samples.append(("shoal_client_breaker_state", (*labels, ("state", state)), value))
-        name = "shoal_client_attempt_duration_seconds"
-        for bound, count in stats.latency_buckets:
-            samples.append((f"{name}_bucket", (*labels, ("le", repr(bound))), float(count)))
-        samples.append((f"{name}_bucket", (*labels, ("le", "+Inf")), float(stats.latency_count)))
-        samples.append((f"{name}_sum", labels, stats.latency_sum))
-        samples.append((f"{name}_count", labels, float(stats.latency_count)))
+        samples += histogram_samples(
+            "shoal_client_attempt_duration_seconds",
+            labels,
+            stats.latency_buckets,
+            stats.latency_count,
+            stats.latency_sum,
+        )
         return samples
 
     async def __aenter__(self) -> ServiceClient:

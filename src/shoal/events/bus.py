@@ -82,7 +82,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 
 from ..errors import ConfigurationError, EventBusUnavailable, EventsError
-from ..metrics import Sample
+from ..metrics import Sample, histogram_samples
 from . import outbox as _outbox
 from ._model import (
     MSG_ID,
@@ -691,15 +691,13 @@ class EventBus:
             for field_name in _COUNTED:
                 value = float(getattr(counts, field_name))
                 samples.append((f"shoal_events_{field_name}_total", labels, value))
-            name = "shoal_events_handler_duration_seconds"
-            for bound, count in counts.handler_buckets:
-                le = "+Inf" if bound == float("inf") else repr(bound)
-                samples.append((f"{name}_bucket", (*labels, ("le", le)), float(count)))
-            if not counts.handler_buckets or counts.handler_buckets[-1][0] != float("inf"):
-                every = float(counts.handler_calls)
-                samples.append((f"{name}_bucket", (*labels, ("le", "+Inf")), every))
-            samples.append((f"{name}_sum", labels, counts.handler_seconds))
-            samples.append((f"{name}_count", labels, float(counts.handler_calls)))
+            samples += histogram_samples(
+                "shoal_events_handler_duration_seconds",
+                labels,
+                counts.handler_buckets,
+                counts.handler_calls,
+                counts.handler_seconds,
+            )
         return samples
 
     async def stream_info(self, name: str | None = None) -> list[StreamInfo]:
