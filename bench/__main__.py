@@ -75,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--warmup", type=float, default=1.0, help="seconds of warm-up before a peer's first run"
     )
     parser.add_argument(
-        "--repeat", type=int, default=2,
+        "--repeat",
+        type=int,
+        default=2,
         help="rounds per workload, peers interleaved; the best round counts (default 2)",
     )
     parser.add_argument(

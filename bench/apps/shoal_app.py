@@ -33,8 +33,12 @@ def build(
     if rate_limited:  # every request pays the limiter; none is refused
         RateLimit(Rate(1e9, burst=10**9)).install(app)
     JWTBearer(
-        BenchClaims, issuer=ISSUER, audience=AUDIENCE, algorithms=["RS256", "EdDSA"],
-        keys=public_jwks(), cache_size=jwt_cache,
+        BenchClaims,
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        algorithms=["RS256", "EdDSA"],
+        keys=public_jwks(),
+        cache_size=jwt_cache,
     ).install(app)
 
     @app.get("/open")

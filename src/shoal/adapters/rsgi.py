@@ -75,20 +75,21 @@ class _RSGIRequest(Request):
         self._connection = scope  # has .scheme and .http_version
         self.path_params = {}
         self.endpoint = None
-        self._id = None
+        self._unset_lazy()
+        self._query_string = None  # type: ignore[assignment]
+        self._finished = False
 
     @property
     def query_string(self) -> str:
         # fetched from granian only when asked: most requests never are
-        try:
-            return self._query_string
-        except AttributeError:
-            query: str = self._connection.query_string
+        query: str | None = self._query_string
+        if query is None:
+            query = self._connection.query_string
             limit = self.app.limits.max_request_line if self.app is not None else len(query)
             if len(query) > limit:
-                raise uri_too_long(limit) from None
+                raise uri_too_long(limit)
             self._query_string = query
-            return query
+        return query
 
     def header(self, name: str) -> str | None:
         # granian looks one header up without parsing them all
@@ -193,7 +194,7 @@ class RSGIAdapter(Adapter):
             return
         if request.method not in BODYLESS_METHODS:
             await drop_unread_body(
-                request, response, not hasattr(request, "_finished"), lambda: _read_body(request)
+                request, response, not request._finished, lambda: _read_body(request)
             )
         proto.response_bytes(response.status, response.headers, response.body)
 
