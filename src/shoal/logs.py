@@ -128,7 +128,7 @@ def _access_fields(request: Request, response: Response, seconds: float) -> dict
         "route": endpoint.template if endpoint is not None else None,
         "path": request.path,
         "status": response.status,
-        "duration_ms": round(seconds * 1000, 3),
+        "duration_ms": int(seconds * 1e6) / 1000,  # to the microsecond; round() costs 10x
         "bytes": len(response.body),
         "client": f"{client[0]}:{client[1]}" if client else None,
     }
@@ -167,24 +167,35 @@ class AccessLog:
         self.scheduled = False
         self._second = -1
         self._prefix = ""  # the formatted time up to the second: one isoformat a second
+        self._millisecond = -1
+        self._now = ""  # the formatted time: busy, a worker writes many lines a millisecond
 
     def _time(self) -> str:
         now = time.time()
-        second = int(now)
-        if second != self._second:
-            self._second, self._prefix = second, _iso(second)[:-5]  # drop ".000Z"
-        return f"{self._prefix}.{int((now - second) * 1000):03d}Z"
+        millisecond = int(now * 1000)
+        if millisecond != self._millisecond:
+            self._millisecond = millisecond
+            second = millisecond // 1000
+            if second != self._second:
+                self._second, self._prefix = second, _iso(second)[:-5]  # drop ".000Z"
+            self._now = f"{self._prefix}.{millisecond % 1000:03d}Z"
+        return self._now
 
     def __call__(self, request: Request, response: Response, seconds: float) -> None:
         access = _access_fields(request, response, seconds)
         now = self._time()
         request_id = request.id
         if self.json:
-            message = f"{request.method} {request.path} {response.status}"
-            line = {"time": now, "level": "info", "logger": "shoal.access", "message": message}
-            line["request_id"] = request_id
-            line.update(access)
-            self.buffer += _encode(line)
+            self.buffer += _encode(
+                {
+                    "time": now,
+                    "level": "info",
+                    "logger": "shoal.access",
+                    "message": f"{request.method} {request.path} {response.status}",
+                    "request_id": request_id,
+                    **access,
+                }
+            )
         else:
             self.buffer += (
                 f"{now} INFO    shoal.access [{escape(request_id)}] {access['client'] or '-'} "
