@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=lambda v: _names(v, list(PEERS), "peer"),
         default=list(PEERS),
         help=f"comma-separated, from: {', '.join(PEERS)} (default: all; shoal's baseline "
-        "rows, shoal and shoal-db, always run)",
+        "rows, shoal, shoal-auth and shoal-db, always run)",
     )
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per run (default 3)")
     parser.add_argument(

@@ -306,14 +306,14 @@ def targets(results: Sequence[Result]) -> list[Target]:
 def _auth_targets(groups: dict[str, list[Result]], json_rows: Sequence[Result]) -> list[Target]:
     """Issue 15: a JWT-protected route vs FastAPI's, and the rate limiter's cost."""
     found = []
-    open_rps = _rps(groups.get("auth-open", []), "shoal")
+    open_rps = _rps(groups.get("auth-open", []), "shoal-auth")
     for workload, alg in (("auth-rs256", "RS256"), ("auth-eddsa", "EdDSA")):
         rows = groups.get(workload, [])
-        protected = _rps(rows, "shoal")
+        protected = _rps(rows, "shoal-auth")
         uncached = _ratio(rows, "shoal-jwt-nocache", "fastapi")
         found.append(Target(
             f"`{workload}`: shoal's JWT-protected route vs FastAPI's (HTTPBearer + PyJWT)",
-            _ratio(rows, "shoal", "fastapi"), 2.0, _label("fastapi"),
+            _ratio(rows, "shoal-auth", "fastapi"), 2.0, _label("fastapi"),
             _cpu_ratio(rows, "fastapi"),
             (f"The protected route keeps {protected / open_rps * 100:.0f} % of its "
              f"unprotected twin's req/s (`auth-open`)." if protected and open_rps else "")
