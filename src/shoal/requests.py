@@ -56,6 +56,21 @@ _MAX_ID_LENGTH = 200
 
 _UNKNOWN = object()  # `Request._client` before the transport was asked
 
+_peers: dict[str, tuple[str, int] | None] = {}
+
+
+def _peer(address: str) -> tuple[str, int] | None:
+    # "host:port" (granian's form) parsed once per connection, not once per
+    # request: a keep-alive connection sends its requests from one address
+    found = _peers.get(address, _UNKNOWN)
+    if found is _UNKNOWN:
+        host, _, port = address.rpartition(":")
+        found = (host.strip("[]"), int(port)) if port.isdigit() else None
+        if len(_peers) >= 4096:  # bounded: at most a few thousand connections' worth
+            _peers.clear()
+        _peers[address] = found
+    return found  # type: ignore[return-value]
+
 
 # Methods whose requests carry no body in practice: no size check, no draining.
 BODYLESS_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -279,8 +294,7 @@ class Request:
         if client is _UNKNOWN:
             client = self._client = self._client_address()
         if isinstance(client, str):
-            host, _, port = client.rpartition(":")
-            client = self._client = (host.strip("[]"), int(port)) if port.isdigit() else None
+            client = self._client = _peer(client)
         return client  # type: ignore[return-value]  # a tuple or None by now
 
     @client.setter
