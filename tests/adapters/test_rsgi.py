@@ -94,7 +94,11 @@ def test_every_lazily_read_part_of_a_granian_request_is_readable() -> None:
         }
 
     proto = _Proto()
-    asyncio.run(app.__rsgi__(_Scope(), proto))
+
+    async def serve() -> None:
+        await app.__rsgi__(_Scope(), proto)
+
+    asyncio.run(serve())
     assert proto.answer is not None
     status, headers, body = proto.answer
     assert status == 200, body
