@@ -37,6 +37,7 @@ import logging
 import os
 import sys
 import time
+from json.encoder import encode_basestring_ascii as _quote  # C; non-ASCII as \uXXXX
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -134,6 +135,24 @@ def _access_fields(request: Request, response: Response, seconds: float) -> dict
     }
 
 
+def _json_access_line(now: str, request: Request, response: Response, seconds: float) -> bytes:
+    # JSONFormatter's access record, written directly: one f-string with the
+    # untrusted strings escaped by the json module's C encoder, about half the
+    # cost of building the fields' dict and encoding it
+    method, path, status = request.method, request.path, response.status
+    endpoint = request.endpoint
+    client = request.client
+    return (
+        f'{{"time":"{now}","level":"info","logger":"shoal.access",'
+        f'"message":{_quote(f"{method} {path} {status}")},"request_id":{_quote(request.id)},'
+        f'"method":{_quote(method)},'
+        f'"route":{_quote(endpoint.template) if endpoint is not None else "null"},'
+        f'"path":{_quote(path)},"status":{status},"duration_ms":{int(seconds * 1e6) / 1000},'
+        f'"bytes":{len(response.body)},'
+        f'"client":{_quote(f"{client[0]}:{client[1]}") if client else "null"}}}\n'
+    ).encode()
+
+
 def log_access(request: Request, response: Response, seconds: float) -> None:
     """Log one access record for `request` answered by `response` in `seconds`."""
     access = _access_fields(request, response, seconds)
@@ -182,27 +201,16 @@ class AccessLog:
         return self._now
 
     def __call__(self, request: Request, response: Response, seconds: float) -> None:
-        access = _access_fields(request, response, seconds)
-        now = self._time()
-        request_id = request.id
         if self.json:
-            self.buffer += _encode(
-                {
-                    "time": now,
-                    "level": "info",
-                    "logger": "shoal.access",
-                    "message": f"{request.method} {request.path} {response.status}",
-                    "request_id": request_id,
-                    **access,
-                }
-            )
+            self.buffer += _json_access_line(self._time(), request, response, seconds)
         else:
+            access = _access_fields(request, response, seconds)
             self.buffer += (
-                f"{now} INFO    shoal.access [{escape(request_id)}] {access['client'] or '-'} "
+                f"{self._time()} INFO    shoal.access [{escape(request.id)}] "
+                f"{access['client'] or '-'} "
                 f'"{request.method} {escape(request.path)}" {response.status} '
-                f"{access['bytes']}B {access['duration_ms']:.3f}ms"
+                f"{access['bytes']}B {access['duration_ms']:.3f}ms\n"
             ).encode()
-        self.buffer += b"\n"
         if len(self.buffer) > self.LIMIT:
             self.flush()
         elif not self.scheduled:
