@@ -712,7 +712,8 @@ class App:
         endpoint = request.endpoint
         if endpoint is None or endpoint.observed:
             if self._request_ids:
-                response.headers = [*response.headers, ("x-request-id", request.id)]
+                # in place: a response is built for its request (docs/guide.md, Responses)
+                response.headers.append(("x-request-id", request.id))
             seconds = time.perf_counter() - started
             if metrics is not None:
                 stats = endpoint.stats if endpoint is not None else None
