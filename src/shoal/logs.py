@@ -187,7 +187,7 @@ class AccessLog:
             self.buffer += _encode(line)
         else:
             self.buffer += (
-                f"{now} INFO    shoal.access [{escape(request_id)}] {access['client'] or '-'} "
+                f'{now} INFO    shoal.access [{escape(request_id)}] {access["client"] or "-"} '
                 f'"{request.method} {escape(request.path)}" {response.status} '
                 f"{access['bytes']}B {access['duration_ms']:.3f}ms"
             ).encode()
@@ -222,6 +222,7 @@ def _time(record: logging.LogRecord) -> str:
 def _iso(seconds: float) -> str:
     moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
 
 
 _encode = msgspec.json.Encoder().encode

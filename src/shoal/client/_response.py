@@ -68,3 +68,4 @@ class ClientResponse:
 
     def __repr__(self) -> str:
         return f"<ClientResponse {self.upstream} {self.status}>"
+

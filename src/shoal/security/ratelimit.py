@@ -270,8 +270,7 @@ class RateLimit:
                             f"rate_limit= of {endpoint.template} must be a Rate or None"
                         )
                     routes[id(endpoint)] = (
-                        None
-                        if rate is None
+                        None if rate is None
                         else _Policy(rate, f"{self.name}:{endpoint.template}:", self.name)
                     )
         return routes
