@@ -144,8 +144,10 @@ class _ASGISocket:
         await self._send({"type": "websocket.close", "code": code, "reason": reason})
 
     async def refuse(self, response: Response) -> None:
-        # servers with the denial-response extension send the answer; others send 403
-        if "websocket.http.response" not in self.scope.get("extensions", {}):
+        # a problem document goes out through the denial-response extension where the
+        # server has it; a bare refusal (and any on servers without it) is a 403
+        extensions = self.scope.get("extensions") or {}
+        if not response.body or "websocket.http.response" not in extensions:
             await self._send({"type": "websocket.close", "code": 1008, "reason": ""})
             return
         headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.with_length()]
