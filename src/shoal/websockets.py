@@ -134,6 +134,11 @@ class WebSocket(Request):
         "idle_timeout",
         "_last",
         "_timer",
+        "_open",
+        "_small",
+        "_receive",
+        "_send_text",
+        "_send_bytes",
     )
 
     def __init__(self, transport: Transport, *args: Any, **kwargs: Any) -> None:
@@ -150,6 +155,7 @@ class WebSocket(Request):
         self.idle_timeout: float | None = DEFAULT_IDLE_TIMEOUT
         self._last = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        self._open = False  # CONNECTED, as one flag for the per-message checks
 
     @property
     def subprotocols(self) -> list[str]:
@@ -171,9 +177,16 @@ class WebSocket(Request):
             raise RuntimeError(f"accept() on a WebSocket that is {self.socket_state}")
         if subprotocol is not None and subprotocol not in self.subprotocols:
             raise ValueError(f"the client did not offer the subprotocol {subprotocol!r}")
-        await self.transport.accept(subprotocol, headers or [])
+        transport = self.transport
+        await transport.accept(subprotocol, headers or [])
         self.subprotocol = subprotocol
         self.socket_state = WebSocketState.CONNECTED
+        # looked up once: each message then costs no attribute chain
+        self._receive = transport.receive
+        self._send_text = transport.send_text
+        self._send_bytes = transport.send_bytes
+        self._small = self.max_message_size >> 2
+        self._open = True
         self._last = _now()
         if self.idle_timeout is not None:
             loop = asyncio.get_running_loop()
@@ -197,6 +210,7 @@ class WebSocket(Request):
 
     def _ended(self, code: int, reason: str) -> None:
         self.socket_state = WebSocketState.CLOSED
+        self._open = False
         self.close_code = code
         self.close_reason = reason
         if self._timer is not None:
@@ -218,47 +232,71 @@ class WebSocket(Request):
 
     # -- receiving ----------------------------------------------------------------
 
+    # The three receives repeat one fast path rather than share a coroutine: a
+    # message costs one await of the transport and a few checks, nothing more.
+    # `_small` is a quarter of the size limit: a message no longer than that is
+    # under the limit whatever its encoding (at most 4 UTF-8 bytes a character).
+
     async def receive(self) -> str | bytes:
         """The next message, text (`str`) or binary (`bytes`); `WebSocketDisconnect` once closed."""
-        if self.socket_state != WebSocketState.CONNECTED:
+        if not self._open:
             raise self._disconnect()
         try:
-            data = await self.transport.receive()
+            data = await self._receive()
         except Exception:  # the transport broke: the client is gone
             data = None
-        if data is None:
-            if self.socket_state == WebSocketState.CONNECTED:
-                self._ended(self.transport.close_code or 1005, "")
-            raise self._disconnect()
+        if data is None or len(data) > self._small:
+            return await self._unusual(data)
         self._last = _now()
-        if len(data) > self.max_message_size >> 2 and self._too_big(data):
-            await self.close(1009, "message too big")
-            raise self._disconnect()
         return data
-
-    def _too_big(self, data: str | bytes) -> bool:
-        # a str is counted in UTF-8 bytes only when its characters might be over
-        size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "replace"))
-        return size > self.max_message_size
-
-    def _disconnect(self) -> WebSocketDisconnect:
-        return WebSocketDisconnect(self.close_code or 1005, self.close_reason)
 
     async def receive_text(self) -> str:
         """The next message, which must be text (binary: closed with 1003)."""
-        data = await self.receive()
-        if type(data) is not str:
-            await self.close(1003, "expected a text message")
+        if not self._open:
             raise self._disconnect()
+        try:
+            data = await self._receive()
+        except Exception:
+            data = None
+        if type(data) is not str or len(data) > self._small:
+            data = await self._unusual(data)
+            if type(data) is not str:
+                await self.close(1003, "expected a text message")
+                raise self._disconnect()
+        self._last = _now()
         return data
 
     async def receive_bytes(self) -> bytes:
         """The next message, which must be binary (text: closed with 1003)."""
-        data = await self.receive()
-        if type(data) is not bytes:
-            await self.close(1003, "expected a binary message")
+        if not self._open:
             raise self._disconnect()
+        try:
+            data = await self._receive()
+        except Exception:
+            data = None
+        if type(data) is not bytes or len(data) > self._small:
+            data = await self._unusual(data)
+            if type(data) is not bytes:
+                await self.close(1003, "expected a binary message")
+                raise self._disconnect()
+        self._last = _now()
         return data
+
+    async def _unusual(self, data: str | bytes | None) -> str | bytes:
+        # off the fast path: the end of the socket, or a message that may be too big
+        if data is None:
+            if self._open:
+                self._ended(self.transport.close_code or 1005, "")
+            raise self._disconnect()
+        size = len(data) if isinstance(data, bytes) else len(data.encode("utf-8", "replace"))
+        if size > self.max_message_size:
+            await self.close(1009, "message too big")
+            raise self._disconnect()
+        self._last = _now()
+        return data
+
+    def _disconnect(self) -> WebSocketDisconnect:
+        return WebSocketDisconnect(self.close_code or 1005, self.close_reason)
 
     @overload
     async def receive_json(self) -> Any: ...
@@ -299,21 +337,21 @@ class WebSocket(Request):
 
     async def send_text(self, data: str) -> None:
         """Send a text message."""
-        if self.socket_state != WebSocketState.CONNECTED:
+        if not self._open:
             raise self._not_open()
         self._last = _now()
         try:
-            await self.transport.send_text(data)
+            await self._send_text(data)
         except Exception as exc:
             raise self._lost() from exc
 
     async def send_bytes(self, data: bytes) -> None:
         """Send a binary message."""
-        if self.socket_state != WebSocketState.CONNECTED:
+        if not self._open:
             raise self._not_open()
         self._last = _now()
         try:
-            await self.transport.send_bytes(data)
+            await self._send_bytes(data)
         except Exception as exc:
             raise self._lost() from exc
 
@@ -331,7 +369,7 @@ class WebSocket(Request):
         return self._disconnect()
 
     def _lost(self) -> WebSocketDisconnect:
-        if self.socket_state == WebSocketState.CONNECTED:
+        if self._open:
             self._ended(self.transport.close_code or 1006, "")
         return self._disconnect()
 
