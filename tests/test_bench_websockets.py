@@ -19,7 +19,7 @@ def test_the_client_frame_is_a_masked_text_frame_of_the_message() -> None:
     assert FRAME[0] == 0x81 and FRAME[1] == 0x80 | len(MESSAGE)
     mask, payload = FRAME[2:6], FRAME[6:]
     assert bytes(b ^ mask[i % 4] for i, b in enumerate(payload)) == MESSAGE
-    assert ECHO == bytes([0x81, len(MESSAGE)]) + MESSAGE
+    assert bytes([0x81, len(MESSAGE)]) + MESSAGE == ECHO
 
 
 def test_shoal_and_bare_granian_echo_under_the_bench_client() -> None:
