@@ -254,8 +254,8 @@ def round_trips(port: int, connections: int, seconds: float) -> float:
 
 def measure(
     peers: list[Peer], bin_dir: Path, seconds: float, rounds: int, connections: int
-) -> dict[str, float]:
-    """Each peer's median round trips per second over `rounds` interleaved runs."""
+) -> dict[str, list[float]]:
+    """Each peer's round trips per second in each of `rounds` interleaved runs."""
     results: dict[str, list[float]] = {peer.name: [] for peer in peers}
     servers = {peer.name: serve(peer, bin_dir) for peer in peers}
     try:
@@ -265,16 +265,19 @@ def measure(
     finally:
         for process, _ in servers.values():
             stop(process)
-    return {name: statistics.median(rates) for name, rates in results.items()}
+    return results
 
 
-def table(medians: dict[str, float]) -> str:
-    """The Markdown table of the medians, with each peer's ratio to shoal's."""
-    lines = ["| server | round trips/s | shoal / it |", "|---|---:|---:|"]
+def table(results: dict[str, list[float]]) -> str:
+    """The Markdown table: each peer's median, the spread of its runs, its ratio to shoal's."""
+    lines = ["| server | round trips/s (median) | runs: min to max | shoal / it |",
+             "|---|---:|---:|---:|"]  # fmt: skip
+    medians = {name: statistics.median(rates) for name, rates in results.items()}
     shoal = medians.get("shoal")
     for name, rate in medians.items():
         ratio = f"{shoal / rate:.2f}x" if shoal and name != "shoal" else ""
-        lines.append(f"| {BY_NAME[name].label} | {rate:,.0f} | {ratio} |")
+        spread = f"{min(results[name]):,.0f} to {max(results[name]):,.0f}"
+        lines.append(f"| {BY_NAME[name].label} | {rate:,.0f} | {spread} | {ratio} |")
     return "\n".join(lines)
 
 
@@ -291,10 +294,10 @@ def main(argv: list[str]) -> int:
         bin_dir = ensure_venv()
         os.execv(str(bin_dir / "python"), [str(bin_dir / "python"), "-m", "bench.websockets",
                                            *argv])  # fmt: skip
-    medians = measure(peers, Path(sys.executable).parent, args.seconds, args.rounds,
+    results = measure(peers, Path(sys.executable).parent, args.seconds, args.rounds,
                       args.connections)  # fmt: skip
-    print(f"{args.connections} sockets, {args.seconds:g} s a run, median of {args.rounds} rounds")
-    print(table(medians))
+    print(f"{args.connections} sockets, {args.seconds:g} s a run, {args.rounds} rounds")
+    print(table(results))
     return 0
 
 
