@@ -292,3 +292,26 @@ def test_registration_errors() -> None:
     local.get("/c/{x}")(get)  # an HTTP route beside it: a GET answers, a handshake too
     with pytest.raises(RouteConflict):
         local.websocket("/c/{x}")(handler)
+
+
+def test_the_chat_example() -> None:
+    from examples.chat_service import app as chat
+
+    with TestClient(chat) as client:
+        assert refusal(client, "/rooms/lobby") == "401"
+        with (
+            client.websocket_connect("/rooms/lobby?user=ann") as ann,
+            client.websocket_connect("/rooms/lobby", headers={"x-user": "bob"}) as bob,
+        ):
+            assert ann.receive_json()["text"] == "ann joined"
+            assert ann.receive_json()["text"] == "bob joined"
+            assert bob.receive_json()["text"] == "bob joined"
+            bob.send_json({"text": "hello"})
+            expected = {"room": "lobby", "user": "bob", "text": "hello"}
+            assert ann.receive_json() == expected
+            assert bob.receive_json() == expected
+            bob.send_json({"text": ""})
+            [error] = bob.receive_json()["error"]
+            assert error["loc"] == ["message", "text"]
+        with client.websocket_connect("/rooms/lobby?user=cy") as cy:
+            assert cy.receive_json()["text"] == "cy joined"  # ann and bob left

@@ -60,6 +60,15 @@ async def test_echo_text_bytes_and_subprotocol(server: tuple[str, str]) -> None:
         assert socket.subprotocol == (None if name == "shoal-run" else "echo.v1")
 
 
+async def test_pings_are_answered_by_the_server(server: tuple[str, str]) -> None:
+    _, base = server
+    async with websockets.connect(base + "/echo") as socket:
+        latency = await asyncio.wait_for(await socket.ping(b"are you there"), 5)
+        assert latency >= 0
+        await socket.send("after the ping")
+        assert await socket.recv() == "after the ping"  # the handler never saw the ping
+
+
 async def test_path_params_query_header_and_dependency(server: tuple[str, str]) -> None:
     _, base = server
     headers = {"x-player": "kim", "token": "t1"}
@@ -149,3 +158,23 @@ async def test_sigterm_closes_open_sockets(
 ) -> None:
     with running_server(kind, TARGET, extra) as server:
         assert await _shut_down_with_a_socket_open(server) == expected
+
+
+async def test_the_chat_example_over_shoal_run() -> None:
+    with running_server("granian-rsgi", "examples.chat_service:app") as server:
+        base = server.url.replace("http://", "ws://") + "/rooms/lobby"
+        async with (
+            websockets.connect(base + "?user=ann") as ann,
+            websockets.connect(base, additional_headers={"x-user": "bob"}) as bob,
+        ):
+            assert json.loads(await ann.recv())["text"] == "ann joined"
+            assert json.loads(await ann.recv())["text"] == "bob joined"
+            assert json.loads(await bob.recv())["text"] == "bob joined"
+            await ann.send(json.dumps({"text": "hi bob"}))
+            said = {"room": "lobby", "user": "ann", "text": "hi bob"}
+            assert json.loads(await bob.recv()) == said
+            assert json.loads(await ann.recv()) == said
+        with pytest.raises(InvalidStatus) as refused:
+            async with websockets.connect(base):
+                pass
+        assert refused.value.response.status_code == 401
