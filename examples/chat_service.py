@@ -12,6 +12,7 @@ from typing import Annotated
 import msgspec
 
 from shoal import App, Depends, HTTPError, InvalidMessage, Request, WebSocket
+from shoal.testing import TestClient
 
 
 class Say(msgspec.Struct):
@@ -68,3 +69,10 @@ async def chat(socket: WebSocket, room: str, user: Annotated[User, Depends(curre
         members.discard(socket)
         if not members:
             del rooms[room]
+
+
+def say_hello_in_the_lobby() -> list[dict[str, str]]:
+    """What ann receives when she joins the lobby and says hello (in process, as a test would)."""
+    with TestClient(app) as client, client.websocket_connect("/rooms/lobby?user=ann") as socket:
+        socket.send_json({"text": "hello"})
+        return [socket.receive_json(), socket.receive_json()]

@@ -296,6 +296,12 @@ def test_registration_errors() -> None:
 
 def test_the_chat_example() -> None:
     from examples.chat_service import app as chat
+    from examples.chat_service import say_hello_in_the_lobby
+
+    assert say_hello_in_the_lobby() == [
+        {"room": "lobby", "user": "server", "text": "ann joined"},
+        {"room": "lobby", "user": "ann", "text": "hello"},
+    ]
 
     with TestClient(chat) as client:
         assert refusal(client, "/rooms/lobby") == "401"
