@@ -16,7 +16,9 @@ written on asyncio's protocol layer (a pre-masked frame written from
 `data_received`), so that it costs far less per round trip than any server
 under test and the figure is the server's. The peers are loaded in turn,
 round after round (`--rounds`), and the table gives each peer's median
-round trips per second and its ratio to shoal's. The results are in
+round trips per second and the server's CPU time per round trip (read from
+/proc for every process of the server's session), each with its ratio to
+shoal's. The results are in
 docs/benchmarks.md, "WebSockets: echo round trips".
 """
 
@@ -25,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import functools
 import importlib.util
 import os
 import signal
@@ -39,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .environment import ensure_venv
+from .server import tree_cpu
 
 MESSAGE = b'{"type":"move","piece":"knight","from":"g1","to":"f3","seq":12345}'
 """The text message each socket sends and expects back (67 bytes of JSON)."""
@@ -217,7 +221,17 @@ class _Run:
     running: bool = True
 
 
-async def _drive(port: int, connections: int, seconds: float) -> float:
+@dataclass(frozen=True)
+class Run:
+    """One load run: round trips per second, and the server's CPU seconds per round trip."""
+
+    rate: float
+    cpu: float | None
+
+
+async def _drive(
+    port: int, connections: int, seconds: float, cpu: Callable[[], float] | None
+) -> Run:
     loop = asyncio.get_running_loop()
     state = _Run()
     host = f"127.0.0.1:{port}"
@@ -232,52 +246,83 @@ async def _drive(port: int, connections: int, seconds: float) -> float:
         if echoer.done.done():
             echoer.done.result()  # raises what went wrong
     start_count, started = state.count, time.perf_counter()
+    start_cpu = cpu() if cpu is not None else 0.0
     await asyncio.sleep(seconds)
-    rate = (state.count - start_count) / (time.perf_counter() - started)
+    count = state.count - start_count
+    rate = count / (time.perf_counter() - started)
+    used = (cpu() - start_cpu) / count if cpu is not None and count else None
     state.running = False
     await asyncio.wait_for(asyncio.gather(*(e.done for e in echoers)), 10)
     for echoer in echoers:
         assert echoer.transport is not None
         echoer.transport.close()
-    return rate
+    return Run(rate, used)
 
 
-def round_trips(port: int, connections: int, seconds: float) -> float:
-    """Echo round trips per second, all `connections` together, over `seconds`."""
+def round_trips(
+    port: int, connections: int, seconds: float, cpu: Callable[[], float] | None = None
+) -> Run:
+    """Echo round trips per second, all `connections` together, over `seconds`.
+
+    `cpu()`, when given, reads the server's CPU seconds so far: the run then
+    reports the server's CPU time per round trip too.
+    """
     try:
         import uvloop  # the client runs on it where it is installed (the bench venv)
 
-        return uvloop.run(_drive(port, connections, seconds))
+        return uvloop.run(_drive(port, connections, seconds, cpu))
     except ImportError:
-        return asyncio.run(_drive(port, connections, seconds))
+        return asyncio.run(_drive(port, connections, seconds, cpu))
 
 
 def measure(
     peers: list[Peer], bin_dir: Path, seconds: float, rounds: int, connections: int
-) -> dict[str, list[float]]:
-    """Each peer's round trips per second in each of `rounds` interleaved runs."""
-    results: dict[str, list[float]] = {peer.name: [] for peer in peers}
+) -> dict[str, list[Run]]:
+    """Each peer's runs, `rounds` of them, the peers interleaved round by round."""
+    results: dict[str, list[Run]] = {peer.name: [] for peer in peers}
     servers = {peer.name: serve(peer, bin_dir) for peer in peers}
     try:
         for _ in range(rounds):
             for peer in peers:
-                results[peer.name].append(round_trips(servers[peer.name][1], connections, seconds))
+                process, port = servers[peer.name]
+                cpu = functools.partial(tree_cpu, process.pid)  # its session: every worker
+                results[peer.name].append(round_trips(port, connections, seconds, cpu))
     finally:
         for process, _ in servers.values():
             stop(process)
     return results
 
 
-def table(results: dict[str, list[float]]) -> str:
-    """The Markdown table: each peer's median, the spread of its runs, its ratio to shoal's."""
-    lines = ["| server | round trips/s (median) | runs: min to max | shoal / it |",
-             "|---|---:|---:|---:|"]  # fmt: skip
-    medians = {name: statistics.median(rates) for name, rates in results.items()}
-    shoal = medians.get("shoal")
-    for name, rate in medians.items():
+def table(results: dict[str, list[Run]]) -> str:
+    """The Markdown table: medians, the spread of the runs, and ratios to shoal's.
+
+    The server's CPU time per round trip is the steadier figure on a shared
+    machine: another process's load takes cores from the server (fewer round
+    trips a second) far more than it changes what each round trip costs.
+    """
+    lines = [
+        "| server | round trips/s (median) | runs: min to max | shoal / it "
+        "| server CPU µs per round trip | shoal / it, by CPU |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    rates = {name: statistics.median(r.rate for r in runs) for name, runs in results.items()}
+    cpus = {
+        name: statistics.median(r.cpu for r in runs if r.cpu is not None)
+        if any(r.cpu is not None for r in runs)
+        else None
+        for name, runs in results.items()
+    }
+    shoal, shoal_cpu = rates.get("shoal"), cpus.get("shoal")
+    for name, rate in rates.items():
+        runs = results[name]
         ratio = f"{shoal / rate:.2f}x" if shoal and name != "shoal" else ""
-        spread = f"{min(results[name]):,.0f} to {max(results[name]):,.0f}"
-        lines.append(f"| {BY_NAME[name].label} | {rate:,.0f} | {spread} | {ratio} |")
+        spread = f"{min(r.rate for r in runs):,.0f} to {max(r.rate for r in runs):,.0f}"
+        cpu = cpus[name]
+        per = f"{cpu * 1e6:.1f}" if cpu is not None else "n/a"
+        by_cpu = f"{cpu / shoal_cpu:.2f}x" if cpu and shoal_cpu and name != "shoal" else ""
+        lines.append(
+            f"| {BY_NAME[name].label} | {rate:,.0f} | {spread} | {ratio} | {per} | {by_cpu} |"
+        )
     return "\n".join(lines)
 
 
