@@ -284,6 +284,11 @@ def test_registration_errors() -> None:
     with pytest.raises(ConfigurationError, match="request body"):
         local.websocket("/b")(with_body)
 
+    def blocking(socket: WebSocket) -> None: ...
+
+    with pytest.raises(ConfigurationError, match="async def"):
+        local.websocket("/d")(blocking)
+
     async def handler(socket: WebSocket, x: str) -> None: ...
 
     async def get(x: str) -> None: ...

@@ -429,6 +429,10 @@ class App:
             raise ConfigurationError(
                 f"WebSocket handler {plan.name} must take a parameter annotated WebSocket"
             )
+        if not plan.is_async:
+            raise ConfigurationError(
+                f"WebSocket handler {plan.name} must be an async def: a socket is awaited"
+            )
         bodies = [r.name for r in plan.resolvers if r.location in ("body", "form")]
         if bodies:
             raise ConfigurationError(

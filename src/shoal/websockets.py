@@ -388,13 +388,15 @@ class OpenSockets:
 
     While at least one socket is open, a task looks every half second for
     the drain that `shoal run` announces to its workers; with none open,
-    nothing runs.
+    nothing runs. At shutdown, the handlers get up to `GRACE` seconds to
+    end (their `finally` blocks may still need the app's resources).
     """
 
     POLL = 0.5
+    GRACE = 1.0
 
     def __init__(self, is_draining: Callable[[], bool]) -> None:
-        self._open: set[WebSocket] = set()
+        self._open: dict[WebSocket, asyncio.Task[Any] | None] = {}
         self._is_draining = is_draining
         self._watcher: asyncio.Task[None] | None = None
         self.closing = False
@@ -403,14 +405,14 @@ class OpenSockets:
         return len(self._open)
 
     def add(self, socket: WebSocket) -> None:
-        """Track `socket` until `discard`."""
-        self._open.add(socket)
+        """Track `socket` (served by the current task) until `discard`."""
+        self._open[socket] = asyncio.current_task()
         if self._watcher is None:
             self._watcher = asyncio.ensure_future(self._watch())
 
     def discard(self, socket: WebSocket) -> None:
         """Stop tracking `socket`."""
-        self._open.discard(socket)
+        self._open.pop(socket, None)
         if not self._open and self._watcher is not None:
             self._watcher.cancel()
             self._watcher = None
@@ -422,6 +424,7 @@ class OpenSockets:
     async def _watch(self) -> None:
         while not self._is_draining():
             await asyncio.sleep(self.POLL)
+        self._watcher = None  # from here it runs to its end: `discard` must not cancel it
         logger.info("draining: closing %d WebSocket(s) with 1001", len(self._open))
         await self._close_all()
 
@@ -432,6 +435,10 @@ class OpenSockets:
             self._watcher.cancel()
             self._watcher = None
         await self._close_all()
+        current = asyncio.current_task()
+        handlers = [t for t in self._open.values() if t is not None and t is not current]
+        if handlers:
+            await asyncio.wait(handlers, timeout=self.GRACE)
 
     async def _close_all(self) -> None:
         sockets = list(self._open)
