@@ -198,7 +198,7 @@ class WebSocket(Request):
             return
         if self.socket_state == WebSocketState.CONNECTING:
             self._ended(code, reason)
-            await self.transport.refuse(Response(status=403))
+            await _refuse(self.transport, Response(status=403))
             return
         self._ended(code, reason)
         if len(reason) > 30:  # a close frame carries at most 123 bytes of reason
@@ -374,6 +374,13 @@ class WebSocket(Request):
         return self._disconnect()
 
 
+async def _refuse(transport: Transport, response: Response) -> None:
+    try:
+        await transport.refuse(response)
+    except Exception:  # the client left before the answer: nobody to tell
+        logger.debug("refusing a WebSocket handshake whose client was gone", exc_info=True)
+
+
 def _background(awaitable: Awaitable[None]) -> None:
     task = asyncio.ensure_future(awaitable)
     _pending.add(task)
@@ -463,10 +470,10 @@ async def serve(app: App, socket: WebSocket, sockets: OpenSockets) -> None:
     except HTTPError:  # no route, or not a WebSocket one
         endpoint = None
     if endpoint is None:
-        await socket.transport.refuse(Response(status=403))
+        await _refuse(socket.transport, Response(status=403))
         return
     if sockets.refusing():
-        await socket.transport.refuse(Response(status=503, headers=[("retry-after", "1")]))
+        await _refuse(socket.transport, Response(status=503, headers=[("retry-after", "1")]))
         return
     socket.path_params = params
     socket.endpoint = endpoint
@@ -498,7 +505,7 @@ async def _failed(socket: WebSocket, exc: Exception) -> None:
         # before accept: a provider or a parameter refused the handshake
         logger.info("WebSocket %s refused: %s", escape(socket.path), exc.status)
         socket._ended(1008, "")
-        await socket.transport.refuse(problem_response(exc))
+        await _refuse(socket.transport, problem_response(exc))
         return
     path = escape(socket.path)
     logger.error("unhandled error in the WebSocket handler of %s", path, exc_info=exc)

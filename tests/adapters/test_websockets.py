@@ -13,6 +13,7 @@ import json
 import signal
 from collections.abc import Iterator
 
+import httpx
 import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -116,6 +117,18 @@ async def test_size_limit_idle_timeout_and_handler_error(server: tuple[str, str]
     async with websockets.connect(base + "/echo") as socket:  # the worker serves on
         await socket.send("still")
         assert await socket.recv() == "still"
+
+
+async def test_every_handler_ends_once_its_socket_closed(server: tuple[str, str]) -> None:
+    # after the closes above (both ways, 1009, idle, 1011...): no handler left waiting
+    _, base = server
+    url = base.replace("ws://", "http://") + "/open-sockets"
+    async with httpx.AsyncClient() as client:
+        for _ in range(50):
+            if (await client.get(url)).json() == 0:
+                break
+            await asyncio.sleep(0.1)
+        assert (await client.get(url)).json() == 0
 
 
 async def test_handshake_refused_on_unknown_and_http_only_paths(server: tuple[str, str]) -> None:

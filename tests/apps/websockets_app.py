@@ -132,3 +132,9 @@ async def wait(socket: WebSocket) -> None:
 @app.get("/plain")
 async def plain() -> dict[str, str]:
     return {"kind": "http"}
+
+
+@app.get("/open-sockets")
+async def open_sockets() -> int:
+    """How many sockets this worker still serves: 0 once every handler has ended."""
+    return len(app.websockets)
