@@ -178,7 +178,11 @@ class WebSocket(Request):
         if subprotocol is not None and subprotocol not in self.subprotocols:
             raise ValueError(f"the client did not offer the subprotocol {subprotocol!r}")
         transport = self.transport
-        await transport.accept(subprotocol, headers or [])
+        try:
+            await transport.accept(subprotocol, headers or [])
+        except Exception as exc:  # the client left during the handshake
+            self._ended(1006, "")
+            raise self._disconnect() from exc
         self.subprotocol = subprotocol
         self.socket_state = WebSocketState.CONNECTED
         # looked up once: each message then costs no attribute chain
