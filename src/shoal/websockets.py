@@ -17,6 +17,10 @@ adapter implements (`adapters/rsgi.py` for granian, `adapters/asgi.py`).
 
 Rules, decided here:
 
+- A handshake no WebSocket route answers is refused with 403; a parameter
+  that does not validate, or an `HTTPError` from a dependency before
+  `accept()`, refuses it with that status. Middleware does not run for
+  WebSockets (it maps a `Request` to a `Response`): dependencies do.
 - `receive_text/receive_bytes/receive_json` raise `WebSocketDisconnect` once
   the socket is closed; uncaught, it ends the handler quietly.
 - `receive_json(type=Msg)` decodes and validates with msgspec. A message
@@ -86,7 +90,7 @@ class WebSocketLimits:
 
 
 class Transport(Protocol):
-    """What an adapter gives a `WebSocket`: one connection's four moves.
+    """What an adapter gives a `WebSocket`: accept, receive, send, close, or refuse.
 
     `receive()` returns the next message (`str` or `bytes`), or None once
     the client has closed (then `close_code` holds its code, when known).
