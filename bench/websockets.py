@@ -28,6 +28,7 @@ import argparse
 import asyncio
 import base64
 import functools
+import importlib
 import importlib.util
 import os
 import signal
@@ -40,6 +41,7 @@ import typing
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .environment import ensure_venv
 from .server import tree_cpu
@@ -326,13 +328,88 @@ def table(results: dict[str, list[Run]]) -> str:
     return "\n".join(lines)
 
 
+_TEXT = MESSAGE.decode()
+_RECEIVED: dict[str, object] = {"type": "websocket.receive", "text": _TEXT}
+
+
+async def _asgi_receive() -> dict[str, object]:
+    return _RECEIVED
+
+
+async def _asgi_send(message: object) -> None:
+    return None
+
+
+async def _per_message(echoes: int) -> dict[str, float]:
+    # shoal's WebSocket over its ASGI transport, and Starlette's (when installed),
+    # each echoing `echoes` messages through an ASGI receive and send that do nothing
+    from shoal.adapters.asgi import ASGIAdapter
+    from shoal.websockets import WebSocket
+
+    scope: dict[str, object] = {"type": "websocket", "path": "/", "headers": []}
+    transport = ASGIAdapter.socket_transport(scope, _asgi_receive, _asgi_send)
+    socket = WebSocket(transport, "GET", "/", "", [], None, None, None)
+    socket.idle_timeout = None
+    await socket.accept()
+    costs: dict[str, float] = {}
+    started = time.perf_counter()
+    for _ in range(echoes):  # the floor: the ASGI events alone, no framework
+        text = (await _asgi_receive())["text"]
+        await _asgi_send({"type": "websocket.send", "text": text})
+    costs["ASGI events alone"] = (time.perf_counter() - started) / echoes
+    started = time.perf_counter()
+    for _ in range(echoes):
+        await socket.send_text(await socket.receive_text())
+    costs["shoal"] = (time.perf_counter() - started) / echoes
+    if importlib.util.find_spec("starlette") is not None:
+        # the bench venv's, not the dev one's: looked up by name, not typed
+        starlette_socket: Any = importlib.import_module("starlette.websockets").WebSocket
+        connect: dict[str, object] = {"type": "websocket.connect"}
+        messages = iter([connect])
+
+        async def receive() -> dict[str, object]:
+            return next(messages, _RECEIVED)
+
+        peer = starlette_socket(scope, receive, _asgi_send)
+        await peer.accept()
+        started = time.perf_counter()
+        for _ in range(echoes):
+            await peer.send_text(await peer.receive_text())
+        costs["starlette"] = (time.perf_counter() - started) / echoes
+    return costs
+
+
+def per_message(echoes: int, passes: int) -> dict[str, float]:
+    """Each framework's own cost of one echo (µs), in process over a do-nothing ASGI server.
+
+    The best of `passes`: what the framework adds to a message, without any
+    server or socket (the median of noisy passes would mostly measure the
+    machine's other load).
+    """
+    best: dict[str, float] = {}
+    for _ in range(passes):
+        for name, cost in asyncio.run(_per_message(echoes)).items():
+            micros = cost * 1e6
+            best[name] = min(best.get(name, micros), micros)
+    return best
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.websockets", description=__doc__)
     parser.add_argument("--seconds", type=float, default=5.0, help="each run (default 5)")
     parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
     parser.add_argument("--connections", type=int, default=32, help="sockets (default 32)")
     parser.add_argument("--peers", default=",".join(BY_NAME), help="comma-separated names")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="instead: each framework's own cost of an echo, over a do-nothing ASGI server",
+    )
     args = parser.parse_args(argv)
+    if args.in_process:
+        for name, cost in per_message(200_000, 5).items():
+            print(f"{name}: {cost:.2f} µs per echo (receive_text + send_text), best of 5")
+        return 0
     peers = [BY_NAME[name] for name in args.peers.split(",")]
     peers_here = importlib.util.find_spec("starlette") and importlib.util.find_spec("gunicorn")
     if any(p.name != "shoal" for p in peers) and not peers_here:

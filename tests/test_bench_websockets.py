@@ -11,7 +11,16 @@ from pathlib import Path
 
 import pytest
 
-from bench.websockets import BY_NAME, ECHO, FRAME, MESSAGE, measure, round_trips, table
+from bench.websockets import (
+    BY_NAME,
+    ECHO,
+    FRAME,
+    MESSAGE,
+    measure,
+    per_message,
+    round_trips,
+    table,
+)
 from tests.servers import running_server
 
 
@@ -39,3 +48,9 @@ def test_the_client_drives_any_echo_and_fails_without_a_server() -> None:
         assert round_trips(port, 1, 0.2).rate > 0
     with pytest.raises(OSError):
         round_trips(port, 1, 0.2)  # nothing listens any more
+
+
+def test_the_in_process_cost_of_an_echo_is_measured_for_shoal() -> None:
+    costs = per_message(2000, 1)
+    assert set(costs) >= {"ASGI events alone", "shoal"}
+    assert all(cost > 0 for cost in costs.values())

@@ -12,7 +12,7 @@ from .._supervision import apply_limit_overrides, supervise
 from ..errors import BadRequest
 from ..requests import BODYLESS_METHODS, Connection, Request, uri_too_long
 from ..responses import Response, StreamingResponse, problem_response
-from ..websockets import WebSocket
+from ..websockets import Transport, WebSocket
 from ._base import (
     Adapter,
     cancelled_on_disconnect,
@@ -265,6 +265,11 @@ class ASGIAdapter(Adapter):
             raw_path=scope.get("raw_path"),
         )
         await self.app.handle_websocket(socket)
+
+    @staticmethod
+    def socket_transport(scope: Scope, receive: Receive, send: Send) -> Transport:
+        """The `shoal.websockets.Transport` over one ASGI WebSocket connection's events."""
+        return _ASGISocket(scope, receive, send)
 
     @staticmethod
     async def _send_complete(send: Send, response: Response) -> None:
