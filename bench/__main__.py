@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=lambda v: _names(v, list(PEERS), "peer"),
         default=list(PEERS),
         help=f"comma-separated, from: {', '.join(PEERS)} (default: all; shoal's baseline "
-        "rows, shoal and shoal-db, always run)",
+        "rows, shoal, shoal-auth and shoal-db, always run)",
     )
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per run (default 3)")
     parser.add_argument(
@@ -75,7 +75,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--warmup", type=float, default=1.0, help="seconds of warm-up before a peer's first run"
     )
     parser.add_argument(
-        "--repeat", type=int, default=2,
+        "--repeat",
+        type=int,
+        default=2,
         help="rounds per workload, peers interleaved; the best round counts (default 2)",
     )
     parser.add_argument(

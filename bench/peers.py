@@ -129,7 +129,9 @@ def _go(bin_dir: Path, port: int, workers: int) -> list[str]:
 
 PEERS: list[Peer] = [
     Peer("shoal", "shoal (granian RSGI)", "shoal", _shoal("bench.apps.shoal_app:app"),
-         workloads=(*CORE, *TYPED, *AUTH)),
+         workloads=(*CORE, *TYPED)),
+    Peer("shoal-auth", "shoal (granian RSGI)", "shoal", _shoal("bench.apps.shoal_auth:app"),
+         workloads=AUTH),
     Peer("granian-rsgi", "bare granian RSGI", "ceiling",
          _granian("rsgi", "bench.apps.granian_rsgi:app")),
     Peer("raw-asgi", "raw ASGI on uvicorn", "ceiling",

@@ -189,9 +189,7 @@ def _pct(ratio: float | None) -> str:
     return "?" if ratio is None else f"{(1 - ratio) * 100:+.1f} %"
 
 
-def _versus_best(
-    rows: Sequence[Result], workload: str, goal: float, note: str = ""
-) -> Target:
+def _versus_best(rows: Sequence[Result], workload: str, goal: float, note: str = "") -> Target:
     ours = baseline(workload)
     best = _fastest(rows)
     return Target(
@@ -308,14 +306,14 @@ def targets(results: Sequence[Result]) -> list[Target]:
 def _auth_targets(groups: dict[str, list[Result]], json_rows: Sequence[Result]) -> list[Target]:
     """Issue 15: a JWT-protected route vs FastAPI's, and the rate limiter's cost."""
     found = []
-    open_rps = _rps(groups.get("auth-open", []), "shoal")
+    open_rps = _rps(groups.get("auth-open", []), "shoal-auth")
     for workload, alg in (("auth-rs256", "RS256"), ("auth-eddsa", "EdDSA")):
         rows = groups.get(workload, [])
-        protected = _rps(rows, "shoal")
+        protected = _rps(rows, "shoal-auth")
         uncached = _ratio(rows, "shoal-jwt-nocache", "fastapi")
         found.append(Target(
             f"`{workload}`: shoal's JWT-protected route vs FastAPI's (HTTPBearer + PyJWT)",
-            _ratio(rows, "shoal", "fastapi"), 2.0, _label("fastapi"),
+            _ratio(rows, "shoal-auth", "fastapi"), 2.0, _label("fastapi"),
             _cpu_ratio(rows, "fastapi"),
             (f"The protected route keeps {protected / open_rps * 100:.0f} % of its "
              f"unprotected twin's req/s (`auth-open`)." if protected and open_rps else "")
@@ -420,10 +418,18 @@ def markdown(
     ]
     missed = [t for t in goals if t.met is False]
     if missed:
-        md += ["Targets missed in this run: " + "; ".join(
-            f"{t.text} ({t.ratio:.2f}{TIMES}, goal {t.goal}{TIMES})" for t in missed
-            if t.ratio is not None
-        ) + ".", "", "Workloads where a peer served more requests per second than shoal:", ""]
+        md += [
+            "Targets missed in this run: "
+            + "; ".join(
+                f"{t.text} ({t.ratio:.2f}{TIMES}, goal {t.goal}{TIMES})"
+                for t in missed
+                if t.ratio is not None
+            )
+            + ".",
+            "",
+            "Workloads where a peer served more requests per second than shoal:",
+            "",
+        ]
     lost = losses(results)
     md += lost or ["Nowhere in this run: shoal served the most requests per second among the "
                    "Python servers on every workload."]  # fmt: skip
@@ -459,7 +465,7 @@ def markdown(
         "  session (master and workers), sampled every 100 ms during the measured run.",
         f"- {TIMES} shoal: the peer's req/s divided by shoal's, on the same workload in this run",
         "  (on the database workloads, shoal is `examples.techempower_db:app` on PostgreSQL).",
-        "- Rows named \"shoal, ...\" or \"... in shoal\" are shoal itself with one thing changed",
+        '- Rows named "shoal, ..." or "... in shoal" are shoal itself with one thing changed',
         "  (watchdog off, parameters read by hand, a mounted Flask app, SQLite), measured for",
         "  a target; they are not peers and never count as a loss.",
         "- Database workloads: PostgreSQL is the tests' throwaway server (`tests/postgres.py`),",
@@ -471,8 +477,10 @@ def markdown(
         "",
     ]
     groups = by_workload(results)
-    for workload in [*[w for w in WORKLOADS if w in groups], *[w for w in groups
-                                                              if w not in WORKLOADS]]:
+    for workload in [
+        *[w for w in WORKLOADS if w in groups],
+        *[w for w in groups if w not in WORKLOADS],
+    ]:
         rows = groups[workload]
         spec = WORKLOADS.get(workload)
         md += [f"### {workload}", ""]

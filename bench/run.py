@@ -83,7 +83,11 @@ def _first_line(text: str, limit: int = 160) -> str:
 
 
 def _measure_one(
-    server: Server, workload: Workload, settings: Settings, pins: Pinning, result: Result,
+    server: Server,
+    workload: Workload,
+    settings: Settings,
+    pins: Pinning,
+    result: Result,
     first_round: bool,
 ) -> None:
     """Load `server` with `workload` once; fold the figures into `result` (best run wins)."""

@@ -27,8 +27,8 @@ from bench.workloads import BY_NAME as WORKLOAD_NAMES
 from bench.workloads import WORKLOADS, Answer, Workload, WrongAnswer, check, fetch
 
 BIN = Path(sys.executable).parent
-DEV_PEERS = ["shoal", "granian-rsgi", "raw-asgi", "shoal-no-watchdog", "shoal-untyped",
-             "shoal-flask", "shoal-db", "shoal-jwt-nocache", "shoal-ratelimited",
+DEV_PEERS = ["shoal", "shoal-auth", "granian-rsgi", "raw-asgi", "shoal-no-watchdog",
+             "shoal-untyped", "shoal-flask", "shoal-db", "shoal-jwt-nocache", "shoal-ratelimited",
              "shoal-runnerly", "aiohttp-runnerly", "shoal-ops-off", "shoal-access-log",
              "shoal-otel"]  # fmt: skip
 # shoal-db serves examples.techempower_db on a SQLite file here (PostgreSQL in the bench)

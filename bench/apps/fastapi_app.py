@@ -60,7 +60,11 @@ async def claims(
     try:
         key = KEYS[jwt.get_unverified_header(token).get("kid")]
         return jwt.decode(
-            token, key, algorithms=["RS256", "EdDSA"], audience=AUDIENCE, issuer=ISSUER,
+            token,
+            key,
+            algorithms=["RS256", "EdDSA"],
+            audience=AUDIENCE,
+            issuer=ISSUER,
             options={"require": ["exp", "iss", "aud", "sub"]},
         )
     except (KeyError, jwt.PyJWTError) as exc:

@@ -273,7 +273,8 @@ class App:
         self._shutdown_hooks: list[Callable[[], Any]] = []
         self._entry: Handler = self._dispatch  # what handle() calls, once composed
         self._inner: Handler = self._dispatch  # the middleware chain, innermost is routing
-        self._direct = True  # whether _dispatch is the entry (no middleware, nothing observed)
+        self._dispatch_is_entry = True  # no middleware: _dispatch is the entry handler
+        self._observing = False  # metrics, request ids or the access log: decided on composing
         self._exit_stack: AsyncExitStack | None = None
         self._asgi: ASGIAdapter | None = None
         self._rsgi: RSGIAdapter | None = None
@@ -704,9 +705,9 @@ class App:
             self._inner = chain
             if self._access_log is None:  # decided now: the entry handler depends on it
                 self._access_log = os.environ.get("SHOAL_ACCESS_LOG", "") not in ("", "0")
-            observed = self.metrics or self._request_ids or self._access_log
-            self._direct = not (self._middleware or observed)
-            self._entry = self._dispatch if self._direct else self._guarded
+            self._observing = bool(self.metrics or self._request_ids or self._access_log)
+            self._dispatch_is_entry = not self._middleware
+            self._entry = self._dispatch if self._dispatch_is_entry else self._guarded
             self._lifecycle = Lifecycle.COMPOSED
         return self._entry
 
@@ -714,29 +715,82 @@ class App:
         """Answer `request`. Never raises: every error becomes a problem response."""
         return await self.compose()(request)
 
-    # The HEAD rule (`Response.strip_body`) is applied once, by the entry
-    # handler: `_dispatch` when there is neither middleware nor anything to
-    # observe, else `_guarded`, around the middleware (which may answer a
-    # HEAD itself).
+    # The entry handler is `_dispatch` itself when there is no middleware
+    # (one coroutine frame a request, the cheapest path), else `_guarded`
+    # around the middleware chain. The entry applies the HEAD rule
+    # (`Response.strip_body`) once, and the operations observe there: they
+    # start in `_begin` and end in `_observed`, or in `_end` when the request
+    # is cancelled (its client went away) and no response comes back.
 
     async def _guarded(self, request: Request) -> Response:
-        # around the middleware chain: an exception raised by a middleware
-        # itself becomes a problem response too; operations record here
-        metrics = self.metrics
-        started = time.perf_counter()
-        if metrics is not None:
-            metrics.in_progress += 1
-        set_current_request(request)
+        # around the middleware: an exception raised by a middleware itself
+        # becomes a problem response too
+        started = self._begin(request) if self._observing else 0.0
         try:
-            try:
-                response = await self._inner(request)
-            except Exception as exc:
-                response = self._error_response(request, exc)
-        finally:
-            if metrics is not None:
-                metrics.in_progress -= 1
+            response = await self._inner(request)
+        except Exception as exc:
+            response = self._error_response(request, exc)
+        except BaseException:
+            self._end()
+            raise
         if request.method == "HEAD":
             response.strip_body()
+        return self._observed(request, response, started) if self._observing else response
+
+    async def _dispatch(self, request: Request) -> Response:
+        entry = self._dispatch_is_entry
+        observing = entry and self._observing
+        started = self._begin(request) if observing else 0.0
+        method = request.method
+        try:
+            endpoint, params = self.router.match(method, request.path)
+        except (NotFound, MethodNotAllowed) as exc:
+            response = await self._unrouted(request, exc)
+        else:
+            try:
+                if endpoint is None:  # OPTIONS that no handler claims
+                    allow = ", ".join(self.router.allowed(request.path))
+                    response = Response(status=204, headers=[("allow", allow)])
+                else:
+                    request.path_params = params
+                    request.endpoint = endpoint
+                    if method not in BODYLESS_METHODS:
+                        request.check_declared_size()
+                    if self._handler_timeout is None:
+                        response = to_response(await endpoint.plan.call(request))
+                    else:
+                        response = to_response(await self._timed(endpoint, request))
+            except Exception as exc:
+                response = self._error_response(request, exc)
+            except BaseException:
+                if observing:
+                    self._end()
+                raise
+        if entry:
+            if method == "HEAD":
+                response.strip_body()
+            if observing:
+                return self._observed(request, response, started)
+        return response
+
+    def _begin(self, request: Request) -> float:
+        # a request starts: its id goes on log records, the gauge counts it
+        set_current_request(request)
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.in_progress += 1
+        return time.perf_counter()
+
+    def _end(self) -> None:
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.in_progress -= 1
+
+    def _observed(self, request: Request, response: Response, started: float) -> Response:
+        # a request is answered: its id goes back, metrics and the access log record it
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.in_progress -= 1
         endpoint = request.endpoint
         if endpoint is None or endpoint.observed:
             if self._request_ids:
@@ -749,31 +803,6 @@ class App:
                 )
             if self._access_log:
                 self._log_access(request, response, seconds)
-        return response
-
-    async def _dispatch(self, request: Request) -> Response:
-        method = request.method
-        try:
-            endpoint, params = self.router.match(method, request.path)
-        except (NotFound, MethodNotAllowed) as exc:
-            response = await self._unrouted(request, exc)
-        else:
-            try:
-                if endpoint is None:  # OPTIONS that no handler claims
-                    allow = ", ".join(self.router.allowed(request.path))
-                    return Response(status=204, headers=[("allow", allow)])
-                request.path_params = params
-                request.endpoint = endpoint
-                if method not in BODYLESS_METHODS:
-                    request.check_declared_size()
-                if self._handler_timeout is None:
-                    response = to_response(await endpoint.plan.call(request))
-                else:
-                    response = to_response(await self._timed(endpoint, request))
-            except Exception as exc:
-                response = self._error_response(request, exc)
-        if method == "HEAD" and self._direct:  # else _guarded strips it
-            response.strip_body()
         return response
 
     async def _unrouted(self, request: Request, exc: HTTPError) -> Response:

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .._supervision import apply_limit_overrides, supervise
 from ..errors import BadRequest
 from ..logs import escape
-from ..requests import BODYLESS_METHODS, Request, uri_too_long
+from ..requests import BODYLESS_METHODS, UNREAD, Request, uri_too_long
 from ..responses import Response, StreamingResponse, problem_response
 from ..websockets import WebSocket
 from ._base import Adapter, cancelled_on_disconnect, drop_unread_body, framing_error, unsendable
@@ -76,20 +76,26 @@ class _RSGIRequest(Request):
         self._connection = scope  # has .scheme and .http_version
         self.path_params = {}
         self.endpoint = None
-        self._id = None
+        # Request._unset_lazy, inlined on the hot path (a test checks they agree)
+        self._id = self._headers = self._query = self._state = self._body = None
+        self._raw_path = self._limit = self._host = self._scheme = None
+        self._cookies = self._form = None
+        self._consumed = False
+        self._client = UNREAD
+        self._query_string = None  # type: ignore[assignment]
+        self._finished = False
 
     @property
     def query_string(self) -> str:
         # fetched from granian only when asked: most requests never are
-        try:
-            return self._query_string
-        except AttributeError:
-            query: str = self._connection.query_string
+        query: str | None = self._query_string
+        if query is None:
+            query = self._connection.query_string
             limit = self.app.limits.max_request_line if self.app is not None else len(query)
             if len(query) > limit:
-                raise uri_too_long(limit) from None
+                raise uri_too_long(limit)
             self._query_string = query
-            return query
+        return query
 
     def header(self, name: str) -> str | None:
         # granian looks one header up without parsing them all
@@ -234,7 +240,7 @@ class RSGIAdapter(Adapter):
             return
         if request.method not in BODYLESS_METHODS:
             await drop_unread_body(
-                request, response, not hasattr(request, "_finished"), lambda: _read_body(request)
+                request, response, not request._finished, lambda: _read_body(request)
             )
         proto.response_bytes(response.status, response.headers, response.body)
 
