@@ -282,8 +282,10 @@ def measure(
 ) -> dict[str, list[Run]]:
     """Each peer's runs, `rounds` of them, the peers interleaved round by round."""
     results: dict[str, list[Run]] = {peer.name: [] for peer in peers}
-    servers = {peer.name: serve(peer, bin_dir) for peer in peers}
+    servers: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
     try:
+        for peer in peers:  # inside the try: a peer that fails to start stops the others
+            servers[peer.name] = serve(peer, bin_dir)
         for _ in range(rounds):
             for peer in peers:
                 process, port = servers[peer.name]
