@@ -143,6 +143,7 @@ def serve(peer: Peer, bin_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return process, port
         time.sleep(0.05)
+    stop(process)
     raise RuntimeError(f"{peer.name} did not listen within 30 s")
 
 
