@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-time test deps lint typecheck pytest clean bench bench-events bench-granian fuzz soak
+.PHONY: run run-time test deps lint typecheck pytest clean bench bench-events bench-granian bench-ws fuzz soak
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,11 @@ bench-events:
 ## make bench-granian: granian's side of a response (header lists, str bodies) and its event loop
 bench-granian:
 	$(PYTHON) -m bench.granian_costs
+
+## make bench-ws: WebSocket echo round trips per second, shoal against aiohttp and Starlette
+## (bench/websockets.py; BENCH_WS_ARGS="--seconds 2 --rounds 1" for a smoke)
+bench-ws:
+	$(PYTHON) -m bench.websockets $(BENCH_WS_ARGS)
 
 ## make fuzz: atheris, coverage-guided, on both adapters (FUZZ_SECONDS=600; corpus in .fuzz/)
 FUZZ_SECONDS ?= 600

@@ -7,8 +7,8 @@ only runs its resolvers and calls the handler.
 
 Where a value can come from is decided by `Planner.sources`, a list of
 functions tried in order for each parameter; the first that returns a
-`Resolver` wins: path parameters, the `Request`, headers marked `Header()`,
-cookies marked `Cookie()`,
+`Resolver` wins: path parameters, the `WebSocket` (a WebSocket route's),
+the `Request`, headers marked `Header()`, cookies marked `Cookie()`,
 providers and resources (`_dependencies`), the JSON body, then the query
 string (`_params`); the vocabulary they share lives in `_introspect`. A
 parameter that no source claims is a `ConfigurationError` at registration.
@@ -55,6 +55,7 @@ from .errors import ConfigurationError, ValidationError
 from .requests import Request
 from .responses import Response, to_response
 from .routing import Converter
+from .websockets import WebSocket
 
 __all__ = ["HandlerPlan", "Planner", "ResultEncoder"]
 
@@ -84,6 +85,13 @@ def _request_source(param: ParamInfo) -> Resolver | None:
     return None
 
 
+def _websocket_source(param: ParamInfo) -> Resolver | None:
+    annotation = param.annotation
+    if isinstance(annotation, type) and issubclass(annotation, WebSocket):
+        return Value(param.name, "websocket", lambda socket: socket)
+    return None
+
+
 class Planner:
     """Builds `HandlerPlan`s for one app; `sources` lists where values come from, in order."""
 
@@ -92,6 +100,7 @@ class Planner:
         self.thread_pool = thread_pool
         self.sources: list[Source] = [
             _path_source,
+            _websocket_source,
             _request_source,
             header_source,
             cookie_source,

@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
-from types import CodeType
+from types import CodeType, EllipsisType
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack, overload
 
 import msgspec
@@ -44,10 +44,12 @@ from .logs import AccessLog, escape, install_record_factory, log_access, set_cur
 from .metrics import Metrics, RouteStats, metrics_handler
 from .requests import BODYLESS_METHODS, Request
 from .responses import Response, check_status, problem_response, to_response
-from .routing import Mounts, Router, compile_template
+from .routing import WEBSOCKET, Mounts, Router, compile_template
 from .staticfiles import StaticFiles
 from .tracing import configured_tracer, trace_requests
 from .watchdog import DEFAULT_STALL_THRESHOLD, Watchdog, WatchdogStatistics
+from .websockets import OpenSockets, WebSocket, WebSocketLimits
+from .websockets import serve as serve_websocket
 from .wsgi import WSGIMount
 
 if TYPE_CHECKING:
@@ -129,6 +131,8 @@ class Endpoint:
     """Its metrics (None when the app has none)."""
     observed: bool = True
     """False for the operations routes (health, metrics): no metrics, ids or access log."""
+    websocket: WebSocketLimits | None = None
+    """A WebSocket route's limits (`App.websocket`); None for an HTTP route."""
 
 
 class Lifecycle(enum.Enum):
@@ -172,7 +176,7 @@ class App:
     limits on clients (`max_header_size`, `max_request_line`,
     `header_timeout`, `body_timeout`, `keep_alive`, `max_connections`,
     `backlog`, `handler_timeout`, `drain_timeout`, `stream_buffer`,
-    `memory_limit`) are
+    `memory_limit`, `websocket_max_message_size`, `websocket_idle_timeout`) are
     described, with their defaults, in `shoal.limits`; `app.limits` holds
     them all. `threads` (40) and
     `max_queue` (200) size the pool that runs plain `def` handlers, mounted
@@ -214,6 +218,8 @@ class App:
         drain_timeout: float = Limits.drain_timeout,
         stream_buffer: int = Limits.stream_buffer,
         memory_limit: int | None = Limits.memory_limit,
+        websocket_max_message_size: int = Limits.websocket_max_message_size,
+        websocket_idle_timeout: float | None = Limits.websocket_idle_timeout,
         threads: int = DEFAULT_THREADS,
         max_queue: int = DEFAULT_QUEUE,
         stall_threshold: float | None = DEFAULT_STALL_THRESHOLD,
@@ -243,6 +249,8 @@ class App:
             drain_timeout=drain_timeout,
             stream_buffer=stream_buffer,
             memory_limit=memory_limit,
+            websocket_max_message_size=websocket_max_message_size,
+            websocket_idle_timeout=websocket_idle_timeout,
         )
         self.max_body_size = max_body_size
         self._handler_timeout = handler_timeout
@@ -273,6 +281,8 @@ class App:
         self.openapi_contributors: list[Callable[[App, dict[str, Any]], None]] = []
         """Functions that complete the OpenAPI document (`shoal.security` adds its schemes)."""
         self.health = Health(self.watchdog)
+        self.websockets = OpenSockets(self.health.is_draining)
+        """The open WebSockets (`shoal.websockets`), closed with 1001 at shutdown."""
         self.metrics: Metrics | None = Metrics(self) if metrics_url is not None else None
         self._tracer_provider = tracer_provider
         self._request_ids = request_ids
@@ -370,6 +380,76 @@ class App:
     def delete(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
         """Register the decorated function for `DELETE` on `path`."""
         return self.route(path, ["DELETE"], **options)
+
+    def websocket(
+        self,
+        path: str,
+        *,
+        max_message_size: int | None = None,
+        idle_timeout: float | EllipsisType | None = ...,
+        **options: Unpack[RouteOptions],
+    ) -> Callable[[F], F]:
+        """Register the decorated function as the WebSocket handler of `path`.
+
+        It receives a `WebSocket` (declare a parameter of that type) and path
+        parameters, headers, cookies, query parameters and providers as an
+        HTTP handler does. `max_message_size` and `idle_timeout` (None: no
+        timeout) override the app's `websocket_*` limits for this route; of
+        the `RouteOptions`, those that describe it in OpenAPI apply
+        (`summary`, `description`, `tags`, `deprecated`, `include_in_schema`).
+        See `shoal.websockets`.
+        """
+
+        def decorate(handler: F) -> F:
+            self.add_websocket_route(
+                path,
+                handler,
+                max_message_size=max_message_size,
+                idle_timeout=idle_timeout,
+                **options,
+            )
+            return handler
+
+        return decorate
+
+    def add_websocket_route(
+        self,
+        path: str,
+        handler: Callable[..., Any],
+        *,
+        max_message_size: int | None = None,
+        idle_timeout: float | EllipsisType | None = ...,
+        **options: Unpack[RouteOptions],
+    ) -> Endpoint:
+        """Register `handler` as the WebSocket handler of `path` (the non-decorator form)."""
+        self._check_registering(f"add the WebSocket route {path!r}")
+        checked = _check_options(path, dict(options))
+        compiled = compile_template(path)
+        plan = self.planner.plan(handler, compiled[0])
+        if not any(r.location == "websocket" for r in plan.resolvers):
+            raise ConfigurationError(
+                f"WebSocket handler {plan.name} must take a parameter annotated WebSocket"
+            )
+        if not plan.is_async:
+            raise ConfigurationError(
+                f"WebSocket handler {plan.name} must be an async def: a socket is awaited"
+            )
+        bodies = [r.name for r in plan.resolvers if r.location in ("body", "form")]
+        if bodies:
+            raise ConfigurationError(
+                f"WebSocket handler {plan.name}: parameter {bodies[0]!r} would be a request "
+                "body, which a handshake has not; read messages with socket.receive_json(type=...)"
+            )
+        limits = WebSocketLimits(max_message_size, idle_timeout)
+        endpoint = Endpoint(path, [WEBSOCKET], handler, plan, plan.name, checked, websocket=limits)
+        self.router.add(path, [WEBSOCKET], endpoint, compiled)
+        self.endpoints.append(endpoint)
+        return endpoint
+
+    async def handle_websocket(self, socket: WebSocket) -> None:
+        """Serve one WebSocket connection to its end (the adapters call this). Never raises."""
+        self.compose()
+        await serve_websocket(self, socket, self.websockets)
 
     def mount(self, prefix: str, app: WSGIApplication) -> WSGIMount:
         """Serve the WSGI application `app` (a Flask app, say) under `prefix`.
@@ -528,6 +608,7 @@ class App:
             return
         self.compose()
         self._lifecycle = Lifecycle.RUNNING
+        self.websockets.reopen()
         stack = AsyncExitStack()
         try:
             stack.push_async_callback(asyncio.to_thread, self.thread_pool.close)
@@ -545,6 +626,7 @@ class App:
             self.watchdog.start(self.endpoints, self._entry_codes(), self._route_of)
             stack.callback(self.watchdog.stop)
             self._start_operations(stack)
+            stack.push_async_callback(self.websockets.aclose)  # first of all: 1001 to each
         except BaseException as exc:
             self._lifecycle = Lifecycle.STOPPED
             await stack.aclose()
@@ -737,10 +819,22 @@ class App:
             return self._error_response(request, error)
         target = self.router.alternate(request.path) if isinstance(exc, NotFound) else None
         if target is None:
-            return problem_response(exc)
+            return problem_response(self._upgrade_required(request, exc))
         if request.query_string:
             target += "?" + request.query_string
         return Response(status=308, headers=[("location", target)])
+
+    def _upgrade_required(self, request: Request, exc: HTTPError) -> HTTPError:
+        # a plain GET to a path that only a WebSocket route answers: 426, saying how
+        if isinstance(exc, MethodNotAllowed) and request.method in ("GET", "HEAD"):
+            found = self.router.find(request.path)
+            if found is not None and WEBSOCKET in found[0].handlers:
+                return HTTPError(
+                    426,
+                    f"{request.path} is a WebSocket endpoint: connect with a WebSocket handshake.",
+                    headers={"upgrade": "websocket", "connection": "Upgrade"},
+                )
+        return exc
 
     async def _timed(self, endpoint: Endpoint, request: Request) -> Any:
         # the opt-in handler timeout: the handler's await is cancelled (a plain

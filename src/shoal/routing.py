@@ -16,6 +16,10 @@ Rules (each decided here and nowhere else):
 - Two routes that would answer the same method on the same paths (same
   literals and the same converters, whatever the names) are refused at
   registration with `RouteConflict`.
+- A WebSocket route is registered under the pseudo-method `WEBSOCKET`
+  (`<WEBSOCKET>`, which no request line can carry): it
+  shares the templates and conflict rules, answers handshakes only, and is
+  not listed in `Allow`.
 - Mounts (`Mounts`) route by prefix, after the routes: the longest prefix
   wins, and a prefix matches itself and what lies below it (`/legacy` serves
   `/legacy` and `/legacy/x`, not `/legacyx`).
@@ -32,11 +36,16 @@ from typing import Any, Generic, TypeVar
 
 from .errors import ConfigurationError, MethodNotAllowed, NotFound, RouteConflict
 
-__all__ = ["CONVERTERS", "Converter", "Mounts", "Route", "Router", "normalise_prefix"]
+__all__ = ["CONVERTERS", "WEBSOCKET", "Converter", "Mounts", "Route", "Router", "normalise_prefix"]
 
 T = TypeVar("T")
 
-HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+WEBSOCKET = "<WEBSOCKET>"
+"""The pseudo-method a WebSocket route is registered under: it answers handshakes only.
+
+Not an HTTP token (`<` cannot start a method), so no request line can name it."""
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", WEBSOCKET})
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +93,7 @@ class Route(Generic[T]):
 
     def allowed(self) -> list[str]:
         """The methods this path answers, as sent in `Allow`."""
-        methods = set(self.handlers) | {"OPTIONS"}
+        methods = (set(self.handlers) - {WEBSOCKET}) | {"OPTIONS"}
         if "GET" in methods:
             methods.add("HEAD")
         return sorted(methods)
