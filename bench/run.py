@@ -26,6 +26,7 @@ class Result:
     p50_ms: float | None = None
     p99_ms: float | None = None
     rss_mib: float = 0.0
+    worker_rss_mib: float = 0.0  # the largest one process's peak RSS (VmHWM) after the runs
     cpu_us: float | None = None  # server CPU time per request, in the best round
     errors: int = 0
     requests: int = 0
@@ -117,6 +118,7 @@ def _measure_one(
         f"cpu {rss.cpu / max(load.requests, 1) * 1e6:.1f} us/req"
     )
     result.rss_mib = max(result.rss_mib, rss.peak / 1024 / 1024)
+    result.worker_rss_mib = max(result.worker_rss_mib, rss.worker / 1024 / 1024)
     result.errors += load.errors
     result.requests += load.requests
     if load.rps > result.rps:

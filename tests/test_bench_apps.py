@@ -20,7 +20,7 @@ import pytest
 from bench.loadgen import LoadFailed, parse
 from bench.peers import BY_NAME as PEERS
 from bench.peers import DATABASE, baseline
-from bench.report import targets
+from bench.report import ratio_rows, targets
 from bench.run import Result
 from bench.server import Server, running, session_pids, tree_rss
 from bench.workloads import BY_NAME as WORKLOAD_NAMES
@@ -178,13 +178,19 @@ def test_world_verification_rejects(body: bytes, message: str) -> None:
 
 def test_targets_compare_the_right_rows() -> None:
     results = [
-        Result("shoal", "json", 1, rps=1000, cpu_us=10),
+        Result("shoal", "json", 1, rps=1000, cpu_us=10, worker_rss_mib=40),
         Result("shoal-no-watchdog", "json", 1, rps=1010, cpu_us=10),
         Result("shoal-flask", "json", 1, rps=300, cpu_us=100),
         Result("flask-gunicorn", "json", 1, rps=200, cpu_us=150),
         Result("litestar", "json", 1, rps=500, cpu_us=40),
+        Result("blacksheep-granian", "json", 1, rps=800, cpu_us=12),
+        Result("socketify", "json", 1, rps=3000, cpu_us=3),  # a reference: never the peer
+        Result("granian-rsgi", "json", 1, rps=1250, cpu_us=8, worker_rss_mib=25),
+        Result("shoal", "plaintext", 1, rps=1000),
+        Result("blacksheep", "plaintext", 1, rps=600),
         Result("shoal-db", "db", 1, rps=900, cpu_us=50),
         Result("blacksheep-db", "db", 1, rps=1000, cpu_us=60),
+        Result("starlette-db-granian", "db", 1, rps=600, cpu_us=60),
         Result("aiohttp-db", "db", 1, rps=0, na="server failed"),
     ]
     found = targets(results)
@@ -193,12 +199,19 @@ def test_targets_compare_the_right_rows() -> None:
         (target,) = [t for t in found if words in t.text]
         return (None if target.ratio is None else round(target.ratio, 3)), target.met
 
-    assert verdict("fastest Python framework") == (2.0, True)
+    assert verdict("`json`: shoal vs the fastest framework") == (1.25, False)  # 1.4 asked
+    assert verdict("`json`: shoal vs bare granian") == (0.8, False)  # 0.9 asked
+    assert verdict("`plaintext`: shoal vs the fastest framework") == (1.667, True)
+    assert verdict("`plaintext`: shoal vs bare granian") == (None, None)  # not measured
+    assert verdict("peak RSS") == (15.0, False)  # 15 MiB more, 10 allowed
     assert verdict("watchdog") == (0.99, True)  # 1 % cost, under the 2 % goal
     assert verdict("Flask app mounted") == (1.5, True)
     assert verdict("`db`") == (0.9, False)
-    assert verdict("bare granian") == (None, None)  # not measured: no verdict
     assert verdict("`fortunes`") == (None, None)
+    table = {row[0]: row for row in ratio_rows(results)}
+    assert table["json"][1:5] == ("BlackSheep on granian (ASGI)", "1.25", ">= 1.4", "MISSED")
+    assert table["json"][5:] == ("0.80", ">= 0.9", "MISSED")
+    assert table["db"][1:5] == ("BlackSheep + asyncpg on uvicorn", "0.90", ">= 1.2", "MISSED")
 
 
 WRK_LINE = (
