@@ -175,6 +175,8 @@ PEERS: list[Peer] = [
          _module("bench.apps.robyn_app")),
     Peer("socketify", "socketify.py (uWebSockets, reference)", "reference",
          _module("bench.apps.socketify_app")),
+    Peer("aiohttp-reuseport", "aiohttp (uvloop, SO_REUSEPORT workers)", "framework",
+         _module("bench.apps.aiohttp_reuseport"), workloads=("json",)),
     # -- shoal variants and extra peers, each for one of the issues' targets --
     Peer("shoal-no-watchdog", "shoal, watchdog off (stall_threshold=None)", "variant",
          _shoal("bench.apps.shoal_no_watchdog:app"), workloads=("json",)),

@@ -295,7 +295,7 @@ def round_two(results: Sequence[Result]) -> list[Target]:
         extra = shoal.worker_rss_mib - granian.worker_rss_mib
     found.append(Target(
         "`json`: one worker's peak RSS (VmHWM), shoal minus bare granian RSGI", extra,
-        RSS_HEADROOM_MIB, "bare granian RSGI", None,
+        RSS_HEADROOM_MIB, "over bare granian RSGI's", None,
         (f"shoal {shoal.worker_rss_mib:.1f} MiB, bare granian {granian.worker_rss_mib:.1f} MiB."
          if extra is not None and shoal and granian else ""),
         unit=" MiB", at_most=True,

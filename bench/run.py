@@ -141,19 +141,21 @@ def measure(
     bin_dir: Path,
     workers: int = 1,
     databases: Mapping[str, str] | None = None,
+    pins: Pinning | None = None,
 ) -> list[Result]:
     """Every peer on every workload it serves, `settings.repeat` rounds, the best kept.
 
     `databases` maps a backend (`postgresql`, `sqlite`) to the URL of its
     seeded database, or to `!reason` when it could not be had; a peer that
     needs one gets it as `DATABASE_URL`, or shows `n/a` with the reason.
+    `pins` overrides `pinning(workers)` (the scaling script chooses its own).
 
     All the servers are started first and stay up, idle but for the one being
     loaded; each round loads every peer once, in turn (the order reversed on
     alternate rounds), so that whatever else the machine is doing falls on
     all of them alike rather than on whichever peer ran at that moment.
     """
-    pins = pinning(workers)
+    pins = pins or pinning(workers)
     databases = databases or {}
     peers = [p for p in peers if any(p.runs(w.name) for w in workloads)]
     results = {
