@@ -20,8 +20,8 @@ from pathlib import Path
 
 from .peers import BY_NAME as PEERS
 from .server import running
-from .workloads import WrongAnswer, check
 from .workloads import BY_NAME as WORKLOADS
+from .workloads import WrongAnswer, check
 
 _HEAD = b"GET /json HTTP/1.1\r\nHost: 127.0.0.1\r\n"
 _POST = b"POST /json HTTP/1.1\r\nHost: 127.0.0.1\r\n"

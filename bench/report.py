@@ -13,6 +13,8 @@ from .run import Result
 from .workloads import BY_NAME as WORKLOADS
 
 FINDINGS = Path(__file__).resolve().parent / "findings.md"
+PEER_NOTES = Path(__file__).resolve().parent / "peers.md"
+"""Hand-written notes on the peers, the targets, bench-check and scaling (issue 16)."""
 
 TIMES = "\u00d7"  # the multiplication sign, for ratios
 
@@ -596,6 +598,8 @@ def markdown(
     md += ["## Peers", ""]
     md += _md_table(("package", "version"), sorted(versions.items()))
     md.append("")
+    if PEER_NOTES.exists():
+        md += [PEER_NOTES.read_text().strip(), ""]
     if FINDINGS.exists():
         md += ["## Profile findings", "", FINDINGS.read_text().strip(), ""]
     return "\n".join(md) + "\n"

@@ -36,6 +36,7 @@ SCALING_PEERS = ("shoal", "aiohttp-reuseport", "starlette-granian", "granian-rsg
 OUT = ROOT / ".bench" / "scaling"
 LINEAR_GOAL = 0.8  # issue 16: >= 0.8x linear to 8 workers
 AIOHTTP_GOAL = 2.0  # issue 16: >= 2x aiohttp at 8 workers
+TIMES = "\u00d7"  # the multiplication sign, for ratios
 
 GRANIAN_THREADS = (
     "granian's own threads, per worker, as `shoal run`, the Starlette and the bare granian "
@@ -118,8 +119,6 @@ def table(results: Sequence[Result], notes: dict[int, str]) -> list[str]:
     return lines
 
 
-TIMES = "\u00d7"
-
 
 def verdicts(results: Sequence[Result]) -> list[str]:
     """Issue 16's scaling goals, at the largest count up to 8 that was measured."""
@@ -182,6 +181,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--connections", type=int, default=64,
                         help="wrk connections per worker (64)")
     parser.add_argument("--out", type=Path, default=OUT, help="results folder")
+    parser.add_argument("--docs", action="store_true",
+                        help="also write docs/scaling.md and docs/img/bench-scaling-cores.png")
     parser.add_argument("--bin", type=Path, default=None,
                         help="the venv's bin/ that runs the servers (default: the bench venv)")
     return parser
@@ -239,6 +240,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     (args.out / "scaling.md").write_text("\n".join(page))
     print("\n".join(page))
+    if args.docs:
+        image = ROOT / "docs" / "img" / "bench-scaling-cores.png"
+        text = "\n".join(page).replace("](scaling.png)", f"](img/{image.name})")
+        intro = ("This page is written by `make bench-scaling BENCH_SCALING_ARGS=--docs` "
+                 "(`python -m bench.scaling --docs`); do not edit it by hand.\n")  # fmt: skip
+        text = text.replace("\n\n", "\n\n" + intro + "\n", 1)
+        (ROOT / "docs" / "scaling.md").write_text(text)
+        if why is None:
+            image.parent.mkdir(parents=True, exist_ok=True)
+            image.write_bytes(png.read_bytes())
     say(f"wrote {args.out}/scaling.md" + ("" if why else " and scaling.png"))
     return 0
 

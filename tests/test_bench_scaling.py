@@ -15,6 +15,7 @@ import pytest
 
 from bench import scaling
 from bench.run import Result
+from bench.scaling import TIMES
 
 BIN = Path(sys.executable).parent
 
@@ -41,9 +42,11 @@ def test_verdicts_at_the_largest_count_up_to_eight() -> None:
         Result("aiohttp-reuseport", "json", 8, rps=3000), Result("shoal", "json", 16, rps=1),
     ]  # fmt: skip
     lines = scaling.verdicts(results)
-    assert lines[0].startswith("- shoal at 8 workers: 0.88× linear") and "met" in lines[0]
-    assert "2.33×" in lines[1] and "MISSED" not in lines[1]
-    assert scaling.verdicts(results[:1]) == ["- Only one worker count measured: no scaling verdict."]
+    assert lines[0].startswith(f"- shoal at 8 workers: 0.88{TIMES} linear") and "met" in lines[0]
+    assert f"2.33{TIMES}" in lines[1] and "MISSED" not in lines[1]
+    assert scaling.verdicts(results[:1]) == [
+        "- Only one worker count measured: no scaling verdict."
+    ]
 
 
 def test_a_smoke_run_writes_the_table(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -52,7 +55,7 @@ def test_a_smoke_run_writes_the_table(tmp_path: Path, capsys: pytest.CaptureFixt
     assert scaling.main(argv) == 0
     page = (tmp_path / "scaling.md").read_text()
     assert "| shoal (granian RSGI) |" in page and "| bare granian RSGI |" in page
-    assert "| shoal × bare granian RSGI |" in page and "1 blocking thread" in page
+    assert f"| shoal {TIMES} bare granian RSGI |" in page and "1 blocking thread" in page
     saved = json.loads((tmp_path / "results.json").read_text())
     rows = {r["peer"]: r for r in saved["results"]}
     assert set(rows) == {"shoal", "granian-rsgi"}
