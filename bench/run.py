@@ -113,7 +113,7 @@ def _measure_one(
         result.na = f"load failed: {exc}"
         return
     say(
-        f"{result.peer:<18} {workload.name:<20} w={result.workers} {load.rps:>10.0f} req/s  "
+        f"{result.peer:<22} {workload.name:<20} w={result.workers} {load.rps:>10.0f} req/s  "
         f"p50 {_ms(load.p50_ms)}  p99 {_ms(load.p99_ms)}  errors {load.errors}  "
         f"cpu {rss.cpu / max(load.requests, 1) * 1e6:.1f} us/req"
     )

@@ -22,7 +22,7 @@ from bench.peers import BY_NAME as PEERS
 from bench.peers import DATABASE, baseline
 from bench.report import ratio_rows, targets
 from bench.run import Result
-from bench.server import Server, running, session_pids, tree_rss
+from bench.server import Server, running, session_pids, tree_rss, worker_peak
 from bench.workloads import BY_NAME as WORKLOAD_NAMES
 from bench.workloads import WORKLOADS, Answer, Workload, WrongAnswer, check, fetch
 
@@ -30,7 +30,7 @@ BIN = Path(sys.executable).parent
 DEV_PEERS = ["shoal", "granian-rsgi", "raw-asgi", "shoal-no-watchdog", "shoal-untyped",
              "shoal-flask", "shoal-db", "shoal-jwt-nocache", "shoal-ratelimited",
              "shoal-runnerly", "aiohttp-runnerly", "shoal-ops-off", "shoal-access-log",
-             "shoal-otel"]  # fmt: skip
+             "shoal-otel", "aiohttp-reuseport"]  # fmt: skip
 # shoal-db serves examples.techempower_db on a SQLite file here (PostgreSQL in the bench)
 PAIRS = [(p, w) for p in DEV_PEERS for w in WORKLOADS if PEERS[p].runs(w.name)]
 TRIO = ["shoal", "granian-rsgi", "raw-asgi"]
@@ -66,6 +66,7 @@ def test_every_workload_has_a_shoal_row_served_in_the_dev_venv() -> None:
 def test_the_server_process_tree_is_found_and_measured(server: Server) -> None:
     assert server.process.pid in session_pids(server.process.pid)
     assert tree_rss(server.process.pid) > 1024 * 1024
+    assert worker_peak(server.process.pid) > 1024 * 1024  # one process's high-water mark
 
 
 @pytest.mark.parametrize("server", TRIO, indirect=True)
