@@ -4,12 +4,16 @@ Runs shoal, bare granian RSGI and the fastest framework peer (recorded with
 the baseline) on `json` and `params`, interleaved: every round loads each
 server once per workload, the order reversed on alternate rounds, so that
 whatever else the machine does falls on all three alike. Each round gives
-shoal's ratio to each of the two others; the median over the rounds is
-compared with the ratio recorded in `bench/baseline.json` (written by
-`--record`), and the command exits 1 if any fell more than `--tolerance`
-(5 %) under it. Ratios, not req/s, are recorded: they carry from one machine to
-another far better than absolute figures, though a baseline is best recorded
-on the machine that checks against it.
+shoal's ratio to each of the two others, two ways: by req/s, and by CPU time
+per request (the server's, from `/proc`; the other's over shoal's). The median
+over the rounds is compared with the ratio recorded in `bench/baseline.json`
+(written by `--record`), and the command exits 1 if one fell more than
+`--tolerance` (5 %) under it. `--metric` says which ratios must hold: `cpu`
+(the default) is the steadier on a shared machine, where req/s moves with
+whatever else runs; `rps` or `both` on a quiet one. Ratios, not req/s, are
+recorded: they carry from one machine to another far better than absolute
+figures, though a baseline is best recorded on the machine that checks
+against it.
 
 Before you merge a change on the request path, run `make bench-check`.
 """
@@ -18,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -29,7 +34,7 @@ from .loadgen import LoadFailed, run_wrk, script
 from .peers import BY_NAME as PEERS
 from .peers import ROOT
 from .run import pinning
-from .server import Server, running
+from .server import Server, running, tree_cpu
 from .workloads import BY_NAME as WORKLOADS
 from .workloads import check
 
@@ -54,9 +59,13 @@ def fastest_peer(results_path: Path = RESULTS) -> str:
     return max(rows, key=lambda r: r["rps"])["peer"] if rows else DEFAULT_PEER
 
 
-def key(workload: str, other: str) -> str:
-    """The name of one checked ratio: shoal's req/s over `other`'s on `workload`."""
-    return f"{workload}: shoal / {other}"
+METRICS = ("cpu", "rps")
+
+
+def key(workload: str, other: str, metric: str = "rps") -> str:
+    """The name of one checked ratio on `workload`: shoal's req/s over `other`'s (`rps`),
+    or `other`'s CPU time per request over shoal's (`cpu`): higher is better for shoal."""
+    return f"{workload}: shoal / {other}" + (" (CPU per request)" if metric == "cpu" else "")
 
 
 def measure(
@@ -85,17 +94,26 @@ def measure(
                 lua = script(ROOT / ".bench" / "lua", workload.pipeline)
                 order = names if round_ % 2 == 0 else names[::-1]
                 got: dict[str, float] = {}
+                cpu: dict[str, float] = {}
                 for name in order:
                     url = f"http://127.0.0.1:{servers[name].port}{workload.path}"
+                    before = tree_cpu(servers[name].process.pid)
                     load = run_wrk(url, duration, connections, lua, 1, threads, pins.load)
+                    used = tree_cpu(servers[name].process.pid) - before
                     if load.errors:
                         raise LoadFailed(f"{name} on {workload.name}: {load.errors} errors")
                     got[name] = load.rps
+                    cpu[name] = used / load.requests if load.requests else 0.0
                     rates.setdefault(f"{workload.name} {name}", []).append(load.rps)
                 for other in names[1:]:
-                    if got[other] > 0:  # a round where a server answered nothing is no ratio
+                    # a round where a server answered nothing (or used no CPU) gives no ratio
+                    if got[other] > 0:
                         ratios.setdefault(key(workload.name, other), []).append(
                             got["shoal"] / got[other]
+                        )
+                    if cpu["shoal"] > 0 and cpu[other] > 0:
+                        ratios.setdefault(key(workload.name, other, "cpu"), []).append(
+                            cpu[other] / cpu["shoal"]
                         )
     return ratios, rates
 
@@ -117,6 +135,14 @@ def compare(
     return drops
 
 
+def guarded(recorded: dict[str, float], metric: str) -> dict[str, float]:
+    """The recorded ratios that must hold under `metric` (`cpu`, `rps` or `both`)."""
+    return {
+        name: value for name, value in recorded.items()
+        if metric == "both" or name.endswith("(CPU per request)") == (metric == "cpu")
+    }  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bench.check", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -133,6 +159,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--connections", type=int, default=64, help="wrk connections (64)")
     parser.add_argument("--tolerance", type=float, default=0.05,
                         help="largest drop allowed, as a fraction (0.05)")
+    parser.add_argument("--metric", choices=(*METRICS, "both"), default="cpu",
+                        help="which ratios must hold: CPU time per request (cpu, the default: "
+                        "the steadier on a shared machine), req/s (rps: for a quiet machine), "
+                        "or both")
     parser.add_argument("--bin", type=Path, default=None,
                         help="the venv's bin/ that runs the servers (default: the bench venv)")
     return parser  # fmt: skip
@@ -153,7 +183,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     ensure_tools(need_go=False)
     bin_dir = args.bin or ensure_venv()
     say(f"bench-check: shoal, granian-rsgi and {peer} on {', '.join(CHECKED)}, "
-        f"{args.rounds} round(s) of {args.duration:g} s")  # fmt: skip
+        f"{args.rounds} round(s) of {args.duration:g} s; load average "
+        f"{os.getloadavg()[0]:.1f} (other work on the machine moves the figures)")  # fmt: skip
     ratios, rates = measure(peer, bin_dir, args.rounds, args.duration, args.warmup,
                             args.connections)  # fmt: skip
     medians = {name: statistics.median(values) for name, values in ratios.items()}
@@ -179,7 +210,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         }, indent=1) + "\n")  # fmt: skip
         say(f"recorded {args.baseline}")
         return 0
-    drops = compare(before_ratios, medians, args.tolerance)
+    drops = compare(guarded(before_ratios, args.metric), medians, args.tolerance)
     if drops:
         print("bench-check FAILED: a ratio fell under the recorded one:", *drops, sep="\n  ")
         return 1

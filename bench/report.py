@@ -235,12 +235,14 @@ RSS_HEADROOM_MIB = 10.0
 def ratio_rows(results: Sequence[Result]) -> list[tuple[str, ...]]:
     """Per workload: shoal against the fastest framework peer (any server) and bare granian.
 
-    Each ratio is shoal's req/s over the other's, in this run; the goal and
-    verdict columns hold issue 16's targets where it sets one.
+    Each ratio is shoal's req/s over the other's, in this run, then the same
+    from CPU time per request (the other's over shoal's: the steadier figure on
+    a busy machine); the goal and verdict columns hold issue 16's targets (on
+    req/s) where it sets one.
     """
     rows: list[tuple[str, ...]] = [(
-        "workload", "fastest framework peer", f"shoal {TIMES} it", "goal", "",
-        f"shoal {TIMES} bare granian", "goal", "",
+        "workload", "fastest framework peer", f"shoal {TIMES} it", "by CPU", "goal", "",
+        f"shoal {TIMES} bare granian", "by CPU", "goal", "",
     )]  # fmt: skip
     groups = by_workload(results)
     for workload in [*[w for w in WORKLOADS if w in groups], *[w for w in groups
@@ -253,8 +255,10 @@ def ratio_rows(results: Sequence[Result]) -> list[tuple[str, ...]]:
         versus_granian = _ratio(group, ours, "granian-rsgi")
         rows.append((
             workload, _label(best.peer) if best else "none measured",
-            _fmt(versus_peer), _goal(peer_goal), _verdict(versus_peer, peer_goal),
-            _fmt(versus_granian), _goal(granian_goal), _verdict(versus_granian, granian_goal),
+            _fmt(versus_peer), _fmt(_cpu_ratio(group, best.peer, ours) if best else None),
+            _goal(peer_goal), _verdict(versus_peer, peer_goal),
+            _fmt(versus_granian), _fmt(_cpu_ratio(group, "granian-rsgi", ours)),
+            _goal(granian_goal), _verdict(versus_granian, granian_goal),
         ))  # fmt: skip
     return rows if len(rows) > 1 else []
 
@@ -507,7 +511,7 @@ def markdown(
         "",
         "shoal side by side with its peers, every figure from one run of the command below.",
         "This page is written by that run (`make bench`); do not edit it by hand: the notes",
-        "on profiling come from `bench/findings.md`.",
+        "on profiling come from `bench/findings.md`, those on the peers from `bench/peers.md`.",
         "",
         f"Run on {when} with:",
         "",

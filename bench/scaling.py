@@ -189,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
     from .environment import ensure_tools, ensure_venv, machine, say
 
@@ -199,6 +200,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     counts = args.workers or default_counts(cpus, load_cpus)
     peers = [PEERS[name] for name in args.peers.split(",")]
     started = time.time()
+    load_average = os.getloadavg()[0]
     results: list[Result] = []
     notes: dict[int, str] = {}
     for n in counts:
@@ -221,7 +223,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "# Scaling across cores (json)",
         "",
         f"Run on {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(started))} with `{command}`, "
-        f"{facts['cores']} cores ({facts['cpu']}), Python {facts['python']}.",
+        f"{facts['cores']} cores ({facts['cpu']}), Python {facts['python']}; load average "
+        f"{load_average:.1f} at the start (above 0 means something else was running).",
         "",
         f"- {args.duration:g} s per run after {args.warmup:g} s of warm-up, {args.repeat} "
         "rounds (peers interleaved, the best kept), "

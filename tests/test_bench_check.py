@@ -30,6 +30,16 @@ def test_a_ratio_more_than_the_tolerance_under_the_recorded_one_fails() -> None:
                                     "params: shoal / x": 1.43}, 0.05) == []  # fmt: skip
 
 
+def test_the_metric_picks_which_recorded_ratios_must_hold() -> None:
+    recorded = {"json: shoal / x": 2.0, "json: shoal / x (CPU per request)": 1.5}
+    measured = {"json: shoal / x": 1.0, "json: shoal / x (CPU per request)": 1.6}
+    assert check.guarded(recorded, "cpu") == {"json: shoal / x (CPU per request)": 1.5}
+    assert check.guarded(recorded, "rps") == {"json: shoal / x": 2.0}
+    assert check.guarded(recorded, "both") == recorded
+    assert check.compare(check.guarded(recorded, "cpu"), measured, 0.05) == []
+    assert len(check.compare(check.guarded(recorded, "both"), measured, 0.05)) == 1
+
+
 def test_the_fastest_framework_peer_comes_from_the_last_run(tmp_path: Path) -> None:
     results = tmp_path / "results.json"
     assert check.fastest_peer(results) == check.DEFAULT_PEER  # no run yet
@@ -58,8 +68,6 @@ def test_record_writes_every_ratio(tmp_path: Path) -> None:
     assert check.main(argv) == 0
     saved = json.loads(baseline.read_text())
     assert saved["peer"] == "raw-asgi"
-    assert set(saved["ratios"]) == {
-        "json: shoal / granian-rsgi", "json: shoal / raw-asgi",
-        "params: shoal / granian-rsgi", "params: shoal / raw-asgi",
-    }  # fmt: skip
+    pairs = [f"{w}: shoal / {p}" for w in ("json", "params") for p in ("granian-rsgi", "raw-asgi")]
+    assert set(saved["ratios"]) == {*pairs, *(f"{k} (CPU per request)" for k in pairs)}
     assert all(value > 0 for value in saved["ratios"].values())
