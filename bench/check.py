@@ -204,7 +204,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             "peer": peer,
             "ratios": {name: round(value, 4) for name, value in medians.items()},
             "recorded": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
-            "machine": f"{facts['cores']} cores, {facts['cpu']}, Python {facts['python']}",
+            "machine": f"{facts['cores']} cores, {facts['cpu']}, Python {facts['python']}; "
+                       f"load average {os.getloadavg()[0]:.1f} at the end",
             "settings": f"{args.rounds} rounds of {args.duration:g} s, {args.connections} "
                         "connections, medians of per-round ratios",
         }, indent=1) + "\n")  # fmt: skip

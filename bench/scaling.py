@@ -84,7 +84,8 @@ def default_counts(cpus: Sequence[int], load_cpus: int) -> list[int]:
 
 
 def table(results: Sequence[Result], notes: dict[int, str]) -> list[str]:
-    """The markdown table: req/s by workers, x linear, and shoal's ratio to each peer."""
+    """The markdown table: req/s by workers (x linear, the servers' CPU time per request:
+    steadier than req/s on a busy machine), and shoal's ratio to each peer."""
     counts = sorted({r.workers for r in results})
     by_peer: dict[str, dict[int, Result]] = {}
     for r in results:
@@ -101,9 +102,11 @@ def table(results: Sequence[Result], notes: dict[int, str]) -> list[str]:
             elif cell.na:
                 row.append(f"n/a ({cell.na})")
             else:
-                linear = (f" ({cell.rps / (n * one.rps):.2f}{TIMES} linear)"
-                          if one and not one.na and one.rps and n > 1 else "")  # fmt: skip
-                row.append(f"{cell.rps:,.0f}{linear}")
+                extra = [f"{cell.rps / (n * one.rps):.2f}{TIMES} linear"] if (
+                    one and not one.na and one.rps and n > 1) else []  # fmt: skip
+                if cell.cpu_us:
+                    extra.append(f"{cell.cpu_us:.0f} µs CPU/req")
+                row.append(f"{cell.rps:,.0f}" + (f" ({', '.join(extra)})" if extra else ""))
         lines.append("| " + " | ".join(row) + " |")
     shoal = by_peer.get("shoal", {})
     for name, cells in by_peer.items():
