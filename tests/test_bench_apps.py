@@ -20,7 +20,7 @@ import pytest
 from bench.loadgen import LoadFailed, parse
 from bench.peers import BY_NAME as PEERS
 from bench.peers import DATABASE, baseline
-from bench.report import ratio_rows, targets
+from bench.report import markdown, ratio_rows, targets
 from bench.run import Result
 from bench.server import Server, running, session_pids, tree_rss, worker_peak
 from bench.workloads import BY_NAME as WORKLOAD_NAMES
@@ -234,3 +234,16 @@ def test_wrk_result_line_is_parsed(pipeline: int, p50: float | None, p99: float 
 def test_wrk_output_without_result_fails() -> None:
     with pytest.raises(LoadFailed, match="no result"):
         parse("unable to connect to 127.0.0.1:1 Connection refused\n")
+
+
+def test_the_page_carries_the_ratio_table_and_the_peer_notes() -> None:
+    results = [
+        Result("shoal", "json", 1, rps=1000, cpu_us=10, worker_rss_mib=40),
+        Result("granian-rsgi", "json", 1, rps=1100, cpu_us=9, worker_rss_mib=35),
+        Result("emmett55", "json", 1, rps=600, cpu_us=16),
+    ]
+    page = markdown(results, {"cores": "2"}, "python -m bench", {}, {}, {}, "now")
+    assert "### shoal against the fastest framework peer and bare granian" in page
+    assert "| json | Emmett55 on granian (RSGI) | 1.67 | 1.60 | >= 1.4 | met |" in page
+    assert "one worker's peak RSS (VmHWM), shoal minus bare granian RSGI: +5.0 MiB" in page
+    assert "## The peers on their fastest servers (issue 16)" in page  # bench/peers.md
