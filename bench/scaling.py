@@ -123,7 +123,7 @@ def table(results: Sequence[Result], notes: dict[int, str]) -> list[str]:
 
 
 
-def verdicts(results: Sequence[Result]) -> list[str]:
+def verdicts(results: Sequence[Result], notes: dict[int, str] | None = None) -> list[str]:
     """Issue 16's scaling goals, at the largest count up to 8 that was measured."""
     cells = {(r.peer, r.workers): r for r in results if not r.na and r.rps}
     counts = sorted({n for _, n in cells if n <= 8})
@@ -145,6 +145,9 @@ def verdicts(results: Sequence[Result]) -> list[str]:
                      f"(goal >= {AIOHTTP_GOAL}{TIMES} at 8 workers): {verdict}.")  # fmt: skip
     if top < 8:
         lines.append(f"- The goals are set at 8 workers; this machine measured up to {top}.")
+    if "unpinned" in (notes or {}).get(top, ""):
+        lines.append(f"- At {top} workers the servers shared their CPUs with wrk: the figures "
+                     "measure contention, not scaling.")  # fmt: skip
     return lines
 
 
@@ -238,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
         *table(results, notes),
         "",
-        *verdicts(results),
+        *verdicts(results, notes),
         "",
         "![json: requests per second by workers](scaling.png)" if why is None
         else f"No chart: {why}",

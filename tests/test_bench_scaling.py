@@ -44,6 +44,8 @@ def test_verdicts_at_the_largest_count_up_to_eight() -> None:
     lines = scaling.verdicts(results)
     assert lines[0].startswith(f"- shoal at 8 workers: 0.88{TIMES} linear") and "met" in lines[0]
     assert f"2.33{TIMES}" in lines[1] and "MISSED" not in lines[1]
+    crowded = scaling.verdicts(results, {8: "8 workers > 6 server CPUs: servers unpinned"})
+    assert crowded[-1].startswith("- At 8 workers the servers shared their CPUs with wrk")
     assert scaling.verdicts(results[:1]) == [
         "- Only one worker count measured: no scaling verdict."
     ]
