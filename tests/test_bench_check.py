@@ -30,6 +30,19 @@ def test_a_ratio_more_than_the_tolerance_under_the_recorded_one_fails() -> None:
                                     "params: shoal / x": 1.43}, 0.05) == []  # fmt: skip
 
 
+def test_ratios_come_from_each_servers_best_round() -> None:
+    rates = {"json shoal": [900.0, 1000.0], "json granian-rsgi": [1250.0, 400.0],
+             "json x": [500.0], "params shoal": [800.0], "params x": [0.0]}  # fmt: skip
+    costs = {"json shoal": [20e-6, 10e-6], "json granian-rsgi": [8e-6, 30e-6],
+             "json x": [15e-6], "params shoal": [12e-6], "params x": [24e-6]}  # fmt: skip
+    found = check.ratios(rates, costs, "x")
+    assert {name: round(value, 3) for name, value in found.items()} == {
+        "json: shoal / granian-rsgi": 0.8, "json: shoal / granian-rsgi (CPU per request)": 0.8,
+        "json: shoal / x": 2.0, "json: shoal / x (CPU per request)": 1.5,
+        "params: shoal / x (CPU per request)": 2.0,  # x answered nothing: no req/s ratio
+    }  # fmt: skip
+
+
 def test_the_metric_picks_which_recorded_ratios_must_hold() -> None:
     recorded = {"json: shoal / x": 2.0, "json: shoal / x (CPU per request)": 1.5}
     measured = {"json: shoal / x": 1.0, "json: shoal / x (CPU per request)": 1.6}
