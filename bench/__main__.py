@@ -19,6 +19,7 @@ from .database import databases, postgres_version
 from .environment import (
     BENCH_DIR,
     BIN,
+    NO_DEPS,
     REQUIREMENTS,
     ensure_go_server,
     ensure_tools,
@@ -100,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _versions() -> dict[str, str]:
     versions = {}
-    for line in REQUIREMENTS.read_text().splitlines():
+    lines = REQUIREMENTS.read_text().splitlines() + NO_DEPS.read_text().splitlines()
+    for line in lines:
         line = line.split("#", 1)[0].strip()
         if "==" in line:
             name, version = line.split("==", 1)

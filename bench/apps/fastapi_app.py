@@ -1,4 +1,4 @@
-"""FastAPI on uvicorn (uvloop + httptools); `def` routes run in AnyIO's 40-thread pool."""
+"""FastAPI on uvicorn (uvloop + httptools) and granian; `def` routes: AnyIO's 40 threads."""
 
 import time
 from typing import Annotated
