@@ -14,6 +14,6 @@ def test_the_client_benchmark_runs_and_reports_every_contender(
         ["--duration", "0.3", "--rounds", "1", "--concurrency", "2", "--overhead-calls", "640"]
     ) == 0
     out = capsys.readouterr().out
-    for row in ("| httpx |", "| aiohttp |", "| shoal.client (aiohttp) |"):
+    for row in ("| httpx |", "| aiohttp |", "| HttpTransport |", "| shoal.client |"):
         assert row in out
     assert "2 concurrent task(s)" in out and "own CPU per call" in out

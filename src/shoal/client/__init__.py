@@ -38,7 +38,15 @@ from ._context import (
     time_left,
 )
 from ._policy import Breaker, CircuitBreaker, Retry, RetryBudget, Timeout
-from ._transport import AiohttpTransport, AppTransport, RawResponse, Transport, TransportError
+from ._transport import (
+    AiohttpTransport,
+    AppTransport,
+    Headers,
+    HttpTransport,
+    RawResponse,
+    Transport,
+    TransportError,
+)
 
 __all__ = [
     "DEFAULT_REQUEST_TIMEOUT",
@@ -49,6 +57,8 @@ __all__ = [
     "CallContext",
     "CircuitBreaker",
     "ClientResponse",
+    "Headers",
+    "HttpTransport",
     "Propagation",
     "RawResponse",
     "Retry",

@@ -50,7 +50,7 @@ from ._context import CONTEXT, propagate
 from ._expiry import Expiry, Timer
 from ._policy import Breaker, CircuitBreaker, Retry, RetryBudget, Timeout, retry_after
 from ._response import ClientResponse, decode_any
-from ._transport import AiohttpTransport, RawResponse, Transport, TransportError
+from ._transport import HttpTransport, RawResponse, Transport, TransportError
 
 if TYPE_CHECKING:
     from shoal import App
@@ -108,8 +108,8 @@ class ServiceClient:
     with every call. `required=True` marks an upstream the service cannot
     work without: `check()` probes it for readiness at `health_path`.
     `min_time` is the least time left for which a call is still started.
-    `transport` defaults to `AiohttpTransport()`; `AppTransport(app)` calls a
-    shoal app in process.
+    `transport` defaults to `HttpTransport()` (`AiohttpTransport()` is the
+    other choice); `AppTransport(app)` calls a shoal app in process.
 
     Declare one subclass per upstream, so handlers receive each by its type;
     two clients of the same class in one app are a `ConfigurationError`.
@@ -146,7 +146,7 @@ class ServiceClient:
         self.required = required
         self.health_path = health_path
         self.min_time = min_time
-        self.transport: Transport = transport if transport is not None else AiohttpTransport()
+        self.transport: Transport = transport if transport is not None else HttpTransport()
         self._host = urlsplit(self.base_url).hostname or self.base_url
         self._tracer: Any = None
         self._rng = random.Random()
