@@ -48,7 +48,7 @@ from ..metrics import BUCKETS, Sample, histogram_samples
 from ..tracing import client_span
 from ._context import CONTEXT, propagate
 from ._expiry import Expiry, Timer
-from ._policy import Breaker, CircuitBreaker, Retry, RetryBudget, Timeout, retry_after
+from ._policy import CLOSED, Breaker, CircuitBreaker, Retry, RetryBudget, Timeout, retry_after
 from ._response import ClientResponse, decode_any
 from ._transport import HttpTransport, RawResponse, Transport, TransportError
 
@@ -344,14 +344,19 @@ class ServiceClient:
             if left < self.min_time:
                 self._timeouts += 1
                 raise self._timed_out(by_deadline, started=False)
-            if not breaker.allow(now):
+            if breaker.state != CLOSED and not breaker.allow(now):  # (closed: allowed)
                 self._rejected += 1
                 raise UpstreamUnavailable(
                     self.name, "breaker-open",
                     f"The upstream service {self.name!r} is failing; calls are paused.",
                 )  # fmt: skip
             self._attempts += 1
-            attempt_headers = [*headers, ("x-request-timeout", f"{left:.3f}")]
+            # the call's own list (built for it by request()): the time left goes last
+            timeout_header = ("x-request-timeout", f"{left:.3f}")
+            if retries:
+                headers[-1] = timeout_header
+            else:
+                headers.append(timeout_header)
             # not asyncio.timeout(): the client's one loop timer (see shoal.client._expiry)
             # cancels the attempt, for a fraction of the cost on every call
             timer = Timer(asyncio.current_task())
@@ -360,7 +365,7 @@ class ServiceClient:
             raw: RawResponse | None = None
             try:
                 raw = await self.transport.send(
-                    method, target, attempt_headers, body, self.timeout.connect
+                    method, target, headers, body, self.timeout.connect
                 )
             except asyncio.CancelledError:
                 # ours only if our timer fired and no one else cancelled the task
@@ -382,7 +387,8 @@ class ServiceClient:
                 self._observe(done - now)
                 status = raw.status
                 if status < 500:
-                    breaker.success(done)
+                    if breaker.streak or breaker.state != CLOSED:  # else nothing changes
+                        breaker.success(done)
                 else:
                     breaker.failure(done)
                 if status not in RETRY_STATUSES and not (

@@ -298,10 +298,16 @@ class _Connection(asyncio.Protocol):
         if waiter is None or waiter.done():
             return
         headers = Headers()
-        for name, value in zip(self.names, self.values, strict=True):
-            key, text = name.decode("latin-1").lower(), value.decode("latin-1")
-            previous = dict.get(headers, key)
-            dict.__setitem__(headers, key, text if previous is None else f"{previous}, {text}")
+        if self.names:
+            # decoded all at once (the parser lets no line break into a name or value)
+            keys = b"\n".join(self.names).decode("latin-1").lower().split("\n")
+            values = b"\n".join(self.values).decode("latin-1").split("\n")
+            headers.update(zip(keys, values, strict=True))
+            if len(headers) < len(keys):  # a name came twice: join its values
+                headers.clear()
+                for key, value in zip(keys, values, strict=True):
+                    previous = dict.get(headers, key)
+                    headers[key] = value if previous is None else f"{previous}, {value}"
         body = self.body
         content = body[0] if len(body) == 1 else b"".join(body)
         waiter.set_result(RawResponse(self.parser.get_status_code(), headers, content))
