@@ -9,7 +9,9 @@ Also AiohttpTransport, the other transport, through the whole client.
 from __future__ import annotations
 
 import asyncio
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +26,7 @@ from shoal.client import (
 )
 from tests.client.upstream import User
 from tests.servers import Server
+from tests.test_cli_transport import certificate  # noqa: F401  (a fixture)
 
 Answer = Callable[[bytes], bytes]
 Start = Callable[..., Awaitable["Scripted"]]
@@ -70,11 +73,14 @@ class Scripted:
 async def scripted() -> AsyncIterator[Start]:
     servers: list[asyncio.Server] = []
 
-    async def start(answer: Answer, **options: float | bool) -> Scripted:
+    async def start(
+        answer: Answer, tls: ssl.SSLContext | None = None, **options: float | bool
+    ) -> Scripted:
         script = Scripted(answer, **options)  # type: ignore[arg-type]
-        server = await asyncio.start_server(script.handle, "127.0.0.1", 0)
+        server = await asyncio.start_server(script.handle, "127.0.0.1", 0, ssl=tls)
         servers.append(server)
-        script.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+        scheme = "https" if tls else "http"
+        script.url = f"{scheme}://127.0.0.1:{server.sockets[0].getsockname()[1]}"
         return script
 
     yield start
@@ -191,3 +197,22 @@ async def test_aiohttp_transport_goes_through_the_whole_client(upstream: Server)
         assert caught.value.upstream_status == 404
         answers = await asyncio.gather(*(client.get("/echo/aiohttp") for _ in range(6)))
         assert len({a.json()["port"] for a in answers}) <= 4
+
+
+async def test_https_with_the_given_certificates(
+    scripted: Start,
+    certificate: tuple[Path, Path],  # noqa: F811  (the fixture imported above)
+) -> None:
+    certfile, keyfile = certificate
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(certfile, keyfile)
+    server = await scripted(ok(b'{"tls": true}'), tls=served)
+    trusted = ssl.create_default_context(cafile=str(certfile))
+    async with ServiceClient(server.url, transport=HttpTransport(ssl=trusted)) as client:
+        assert (await client.get("/")).json() == {"tls": True}
+        assert (await client.get("/")).ok
+    assert server.connections == 1
+    # the system's certificates do not vouch for this one: no connection
+    async with ServiceClient(server.url, retry=Retry(attempts=1)) as client:
+        with pytest.raises(UpstreamUnavailable):
+            await client.get("/")

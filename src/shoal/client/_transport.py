@@ -1,7 +1,11 @@
 """Transports: the one small interface between `ServiceClient` and whatever carries bytes.
 
-`AiohttpTransport` is the real one (aiohttp's client: pooled keep-alive
-connections; chosen by measurement, see docs/client.md). `AppTransport` calls
+`HttpTransport` is the default: HTTP/1.1 keep-alive connections on asyncio's
+protocols, each answer parsed by httptools (the C parser uvicorn uses); it
+does only what a client of a JSON service needs, and costs about a third of
+aiohttp's CPU per call (chosen by measurement against aiohttp, httpx,
+niquests, pyreqwest and rnet: docs/benchmarks.md). `AiohttpTransport` puts the
+client on aiohttp's instead (the `aiohttp` extra). `AppTransport` calls
 another shoal app in process through its `AsyncTestClient`, so a service's
 tests can run its upstreams without sockets and still go through the same
 client code: timeouts, retries, the breaker and propagation all apply.
@@ -85,8 +89,9 @@ class Transport(Protocol):
 class AiohttpTransport:
     """HTTP/1.1 over aiohttp's client, with a pool of `limit` keep-alive connections.
 
-    aiohttp has no HTTP/2 client; between services on one network, HTTP/1.1
-    keep-alive connections from a pool do the same job (see docs/client.md).
+    The client's transport before `HttpTransport`, kept as the other choice
+    (it asks for compressed answers and decompresses them; `HttpTransport`
+    asks for none). It needs the `aiohttp` extra (`pip install shoal[aiohttp]`).
     """
 
     # Idle pooled connections are dropped after `keepalive` seconds: well below
