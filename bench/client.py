@@ -2,7 +2,7 @@
 
 One `shoal run` server (bench.apps.shoal_app, `GET /json`) is started on a free
 port; then, in this one process and one after the other (rounds interleaved,
-in a new order each round, the best round of each figure counts), each
+in a new order each round, the median round of each figure counts), each
 contender makes as many calls as it can for `--duration` seconds from
 `--concurrency` tasks on one event loop. Reported: calls per second, and the
 client process's CPU time per call (user + system, from `time.process_time`),
@@ -26,6 +26,7 @@ import importlib
 import os
 import random
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -168,7 +169,7 @@ async def _measure(
     base: str, duration: float, concurrency: int, rounds: int
 ) -> dict[str, tuple[float, float]]:
     contenders = await _contenders(base, concurrency)
-    best: dict[str, tuple[float, float]] = {}
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in contenders}
     for _name, call, _ in contenders:  # warm-up: open the pools
         await _drive(call, 0.3, concurrency)
     order = random.Random(12)
@@ -176,15 +177,17 @@ async def _measure(
         # a new order each round: no contender always runs after the same one
         for name, call, _ in order.sample(contenders, len(contenders)):
             rate, cpu = await _drive(call, duration, concurrency)
-            # each figure's best round: the machine is shared, and the least
-            # disturbed round is the closest to the code's own cost
-            old_rate, old_cpu = best.get(name, (0.0, float("inf")))
-            best[name] = (max(rate, old_rate), min(cpu, old_cpu))
+            samples[name].append((rate, cpu))
     for _, _, close in contenders:
         result = close()
         if asyncio.iscoroutine(result):
             await result
-    return {name: best[name] for name, _, _ in contenders}  # the table's fixed order
+    # each figure's median round: on a shared machine, one lucky or unlucky round
+    # of one contender must not decide a ratio
+    return {
+        name: (statistics.median(r for r, _ in runs), statistics.median(c for _, c in runs))
+        for name, runs in samples.items()  # the table's fixed order
+    }
 
 
 class _NoIO:
