@@ -216,3 +216,20 @@ async def test_https_with_the_given_certificates(
     async with ServiceClient(server.url, retry=Retry(attempts=1)) as client:
         with pytest.raises(UpstreamUnavailable):
             await client.get("/")
+
+
+async def test_a_connection_closed_while_handed_over_is_not_waited_on(scripted: Start) -> None:
+    server = await scripted(ok(b"{}"))
+    transport = HttpTransport(limit=1)
+    await transport.open(server.url)
+    assert (await transport.send("GET", "/", [], b"", 1.0)).status == 200
+    connection = transport._idle[-1]
+    connection.close()  # as if the server closed it just now
+    connection.closed = False  # ... and the pool had not heard yet
+    answer = await asyncio.wait_for(transport.send("GET", "/", [], b"", 1.0), 2.0)
+    assert answer.status == 200  # sent again, at once, on a new connection
+    busy = asyncio.ensure_future(transport.send("GET", "/", [], b"", 1.0))
+    await asyncio.sleep(0)
+    await transport.aclose()  # closing while a call is in flight
+    assert (await busy).status == 200
+    assert transport._idle == [] and transport._count == 0  # nothing kept after close

@@ -13,9 +13,10 @@ async def dashboard(user_id: int, users: Users) -> dict:
     return (await users.get(f"/users/{user_id}")).json()
 ```
 
-Pooled keep-alive connections (`HttpTransport`: asyncio and httptools' parser), timeouts, retries with full-jitter
-back-off under a retry budget, a circuit breaker per upstream, and the
-request's deadline, id and trace context passed on to every call.
+Pooled keep-alive connections (`HttpTransport`: asyncio and httptools'
+parser), timeouts, retries with full-jitter back-off under a retry budget,
+a circuit breaker per upstream, and the request's deadline, id and trace
+context passed on to every call.
 """
 
 from shoal.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable

@@ -281,8 +281,12 @@ class _Connection(asyncio.Protocol):
         self.names, self.values, self.body = [], [], []
         self.head, self.answered, self.complete, self.keep_alive = head, False, False, False
         waiter = self.waiter = self.loop.create_future()
-        assert self.transport is not None
-        self.transport.write(data)
+        transport = self.transport
+        if self.closed or transport is None or transport.is_closing():
+            # closed by the server while it was handed over: as if lost at once
+            waiter.set_exception(_Lost("the connection was closed", False))
+        else:
+            transport.write(data)
         return waiter
 
     def reusable(self) -> bool:
@@ -456,7 +460,7 @@ class HttpTransport:
     def _release(self, connection: _Connection) -> None:
         """A request is over (answered or not): keep the connection for the next, or drop it."""
         connection.waiter = None
-        if not connection.reusable():
+        if not (self._open and connection.reusable()):
             connection.close()
             self._count -= 1
             self._wake()
