@@ -233,3 +233,25 @@ async def test_a_connection_closed_while_handed_over_is_not_waited_on(scripted: 
     await transport.aclose()  # closing while a call is in flight
     assert (await busy).status == 200
     assert transport._idle == [] and transport._count == 0  # nothing kept after close
+
+
+async def test_informational_answers_are_skipped_and_sizes_are_bounded(scripted: Start) -> None:
+    def early_hints(head: bytes) -> bytes:
+        return b"HTTP/1.1 103 Early Hints\r\nlink: </a>\r\n\r\n" + ok(b'{"n": 1}')(head)
+
+    server = await scripted(early_hints)
+    async with ServiceClient(server.url) as client:
+        response = await client.get("/")
+        assert response.status == 200 and response.json() == {"n": 1}
+        assert "link" not in response.headers
+        assert (await client.request("HEAD", "/")).status == 200
+
+    big = await scripted(ok(b"x" * 2000))
+    many = await scripted(ok(b"{}", *[b"x-h%d: 1" % i for i in range(300)]))
+    for server, reason in ((big, "larger than 1000 bytes"), (many, "headers are too large")):
+        transport = HttpTransport(max_size=1000)
+        once = Retry(attempts=1)
+        async with ServiceClient(server.url, transport=transport, retry=once) as client:
+            with pytest.raises(UpstreamUnavailable) as caught:
+                await client.get("/")
+            assert reason in str(caught.value.__cause__)

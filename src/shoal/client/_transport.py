@@ -180,6 +180,8 @@ _TARGET_SAFE = "/?#[]@!$&'()*+,;=:-._~%"
 # answer came (a keep-alive connection the server closed as it was reused)
 _RESEND = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "TRACE"})
 _WITH_BODY = frozenset({"POST", "PUT", "PATCH"})
+_MAX_HEADER = 65_536  # bytes in one header value of an answer
+_MAX_HEADERS = 256  # headers in an answer
 
 
 class Headers(dict[str, str]):
@@ -212,8 +214,10 @@ class _Lost(Exception):
 class _Connection(asyncio.Protocol):
     """One keep-alive connection: one request at a time, its answer parsed by httptools."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, parser: Any) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, parser: Any, max_size: int) -> None:
         self.loop = loop
+        self.max_size = max_size
+        self.size = 0  # bytes of the current answer's body so far
         self.parser = parser(self)
         self.transport: asyncio.Transport | None = None
         self.waiter: asyncio.Future[RawResponse] | None = None
@@ -238,8 +242,9 @@ class _Connection(asyncio.Protocol):
         self.answered = True
         try:
             self.parser.feed_data(data)
-        except Exception as exc:  # httptools.HttpParserError, or a callback's
-            self._fail(_Lost(f"a malformed answer: {exc}", True))
+        except Exception as exc:  # httptools.HttpParserError, or a callback's (in its context)
+            reason = exc.__context__ if exc.__context__ is not None else exc
+            self._fail(_Lost(f"a malformed answer: {reason}", True))
             self.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -256,19 +261,27 @@ class _Connection(asyncio.Protocol):
 
     # httptools' callbacks
     def on_header(self, name: bytes, value: bytes) -> None:
+        if len(value) > _MAX_HEADER or len(self.names) >= _MAX_HEADERS:
+            raise ValueError("the answer's headers are too large")
         self.names.append(name)
         self.values.append(value)
 
     def on_headers_complete(self) -> None:
-        if self.head:
+        if self.head and self.parser.get_status_code() >= 200:
             self.complete = True
             self._deliver()
             self.close()  # the parser would wait for a body that never comes
 
     def on_body(self, chunk: bytes) -> None:
+        self.size += len(chunk)
+        if self.size > self.max_size:
+            raise ValueError(f"the answer's body is larger than {self.max_size} bytes")
         self.body.append(chunk)
 
     def on_message_complete(self) -> None:
+        if self.parser.get_status_code() < 200:  # 1xx, informational: the answer follows
+            self.names, self.values, self.body, self.size = [], [], [], 0
+            return
         # asked here: once the parser moves past the message, it no longer knows
         self.keep_alive = self.parser.should_keep_alive()
         if not self.complete:
@@ -278,7 +291,7 @@ class _Connection(asyncio.Protocol):
     # the transport's side
     def request(self, data: bytes, head: bool) -> asyncio.Future[RawResponse]:
         """Write one request; the future gets its answer."""
-        self.names, self.values, self.body = [], [], []
+        self.names, self.values, self.body, self.size = [], [], [], 0
         self.head, self.answered, self.complete, self.keep_alive = head, False, False, False
         waiter = self.waiter = self.loop.create_future()
         transport = self.transport
@@ -335,7 +348,10 @@ class HttpTransport:
     nothing else, for about a third of aiohttp's CPU per call (measured: see
     docs/benchmarks.md). `https://` base URLs get TLS with the system's
     certificates (`ssl` may give another `SSLContext`). Responses are taken
-    whole into memory; no redirects are followed, no cookies kept, nothing
+    whole into memory, up to `max_size` bytes of body (64 MiB; more, or more
+    than 256 headers or a 64 KiB header value, is a lost connection: the
+    upstream is broken); an informational 1xx answer is skipped; no
+    redirects are followed, no cookies kept, nothing
     decompressed (no `Accept-Encoding` is sent). Idle connections are closed
     after `keepalive` seconds, well before granian closes them (30 s), so the
     pool rarely reuses one the server is closing; when it does, and no byte
@@ -344,11 +360,17 @@ class HttpTransport:
     """
 
     def __init__(
-        self, *, limit: int = 100, keepalive: float = 15.0, ssl: ssl_module.SSLContext | None = None
+        self,
+        *,
+        limit: int = 100,
+        keepalive: float = 15.0,
+        ssl: ssl_module.SSLContext | None = None,
+        max_size: int = 64 * 1024 * 1024,
     ) -> None:
         if limit < 1:
             raise ValueError("HttpTransport(limit=...) must be at least 1")
         self.limit = limit
+        self.max_size = max_size
         self.keepalive = keepalive
         self.ssl = ssl
         self._idle: list[_Connection] = []  # newest last: reused first, while warm
@@ -444,7 +466,7 @@ class HttpTransport:
         try:
             async with asyncio.timeout(connect_timeout):
                 _, connection = await loop.create_connection(
-                    lambda: _Connection(loop, parser), *self._address, ssl=self._tls
+                    lambda: _Connection(loop, parser, self.max_size), *self._address, ssl=self._tls
                 )
         except BaseException as exc:
             self._count -= 1
