@@ -61,6 +61,7 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_STATUSES = frozenset({502, 503, 504})
 # latency histogram bounds, seconds: the same as every shoal histogram
 LATENCY_BUCKETS = BUCKETS
+_BUCKET_COUNT = len(LATENCY_BUCKETS)
 
 _MISSING: Any = object()
 _TIMEOUT, _RETRY, _BREAKER = Timeout(), Retry(), Breaker()
@@ -308,7 +309,9 @@ class ServiceClient:
             target = f"{path}?{urlencode(params, doseq=True)}"
         body = content or b""
         self._calls += 1
-        self.budget.deposit()
+        budget = self.budget  # budget.deposit(), inlined: it runs on every call
+        balance = budget.balance + budget.ratio
+        budget.balance = balance if balance < budget.reserve else budget.reserve
         try:
             if self._tracer is None:
                 return await self._attempts_loop(
@@ -384,13 +387,22 @@ class ServiceClient:
                 expiry.discard(timer)
             if raw is not None:
                 done = monotonic()
-                self._observe(done - now)
+                elapsed = done - now  # the latency histogram, inline: it runs on every call
+                self._latency_count += 1
+                self._latency_sum += elapsed
+                if elapsed > self._latency_max:
+                    self._latency_max = elapsed
+                index = bisect_left(LATENCY_BUCKETS, elapsed)
+                if index < _BUCKET_COUNT:  # past the last bound: only in count and sum
+                    self._buckets[index] += 1
                 status = raw.status
                 if status < 500:
                     if breaker.streak or breaker.state != CLOSED:  # else nothing changes
                         breaker.success(done)
                 else:
                     breaker.failure(done)
+                if status < 400:  # the usual answer, first
+                    return ClientResponse(status, raw.headers, raw.body, self.name)
                 if status not in RETRY_STATUSES and not (
                     status == 429 and "retry-after" in raw.headers
                 ):
@@ -460,15 +472,6 @@ class ServiceClient:
         return UpstreamTimeout(
             self.name, "timeout", f"The upstream service {self.name!r} did not answer in time."
         )
-
-    def _observe(self, seconds: float) -> None:
-        self._latency_count += 1
-        self._latency_sum += seconds
-        if seconds > self._latency_max:
-            self._latency_max = seconds
-        index = bisect_left(LATENCY_BUCKETS, seconds)
-        if index < len(LATENCY_BUCKETS):  # past the last bound: only in count and sum
-            self._buckets[index] += 1
 
     # -- visibility -------------------------------------------------------------
 
