@@ -255,3 +255,17 @@ async def test_informational_answers_are_skipped_and_sizes_are_bounded(scripted:
             with pytest.raises(UpstreamUnavailable) as caught:
                 await client.get("/")
             assert reason in str(caught.value.__cause__)
+
+
+async def test_closing_fails_the_calls_waiting_for_a_connection(scripted: Start) -> None:
+    server = await scripted(ok(b"{}"), delay=0.2)
+    transport = HttpTransport(limit=1)
+    await transport.open(server.url)
+    busy = asyncio.ensure_future(transport.send("GET", "/", [], b"", 1.0))
+    waiting = asyncio.ensure_future(transport.send("GET", "/", [], b"", 1.0))
+    await asyncio.sleep(0.05)
+    await transport.aclose()
+    with pytest.raises(TransportError) as caught:
+        await waiting  # a failure the client can handle, not a cancellation
+    assert caught.value.sent is False
+    assert (await busy).status == 200 and transport._count == 0

@@ -448,7 +448,8 @@ class HttpTransport:
             try:
                 handed = await waiter
             except asyncio.CancelledError:
-                if waiter.done() and not waiter.cancelled():  # handed over as we were cancelled
+                handed_over = waiter.done() and not waiter.cancelled()
+                if handed_over and waiter.exception() is None:  # handed over as we were cancelled
                     found = waiter.result()
                     if found is None:
                         self._count -= 1
@@ -510,10 +511,10 @@ class HttpTransport:
         for connection in idle:
             connection.close()
         self._count -= len(idle)
-        while self._waiting:
+        while self._waiting:  # calls waiting for a connection: none will come
             waiter = self._waiting.popleft()
             if not waiter.done():
-                waiter.cancel()
+                waiter.set_exception(TransportError("the client closed", sent=False))
 
 
 class AppTransport:
