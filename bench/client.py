@@ -2,17 +2,20 @@
 
 One `shoal run` server (bench.apps.shoal_app, `GET /json`) is started on a free
 port; then, in this one process and one after the other (rounds interleaved,
-in a new order each round, the best round of each figure counts), each
+in a new order each round, the median round of each figure counts), each
 contender makes as many calls as it can for `--duration` seconds from
 `--concurrency` tasks on one event loop. Reported: calls per second, and the
 client process's CPU time per call (user + system, from `time.process_time`),
 which is what a service pays for each upstream call.
 
-Contenders: raw httpx (`AsyncClient`), niquests (`AsyncSession`, when
-installed: it is no dependency of shoal), raw aiohttp (`ClientSession`), and
-`shoal.client.ServiceClient` (on aiohttp) with its policies on: deadline,
-breaker, budget, request id. The last two rows give the "client alone vs the
-raw library" ratio of issue 12.
+Contenders: raw httpx (`AsyncClient`), niquests (`AsyncSession`), pyreqwest
+and rnet (Rust clients; these three only when installed: none is a
+dependency of shoal), raw aiohttp (`ClientSession`), `shoal.client` on
+`AiohttpTransport`, shoal's own `HttpTransport` called directly, and
+`shoal.client.ServiceClient` on it (the default) with its policies on:
+deadline, breaker, budget, request id. The last two rows give the "client
+alone vs the raw library" ratio of issue 12. Runs on uvloop when installed
+(as granian does).
 """
 
 from __future__ import annotations
@@ -23,17 +26,19 @@ import importlib
 import os
 import random
 import socket
+import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 ROOT = Path(__file__).resolve().parent.parent
 PATH = "/json"
 
 Call = Callable[[], Awaitable[Any]]
+T = TypeVar("T")
 
 
 def _free_port() -> int:
@@ -70,11 +75,19 @@ async def _drive(call: Call, duration: float, concurrency: int) -> tuple[float, 
     return count / wall, cpu / max(count, 1)
 
 
+def _optional(name: str) -> Any:
+    """A contender's module when installed (none is a dependency of shoal), else None."""
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        return None
+
+
 async def _contenders(base: str, concurrency: int) -> list[tuple[str, Call, Callable[[], Any]]]:
     import aiohttp
     import httpx
 
-    from shoal.client import ServiceClient
+    from shoal.client import AiohttpTransport, HttpTransport, ServiceClient
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     hx = httpx.AsyncClient(base_url=base, limits=limits)
@@ -90,11 +103,8 @@ async def _contenders(base: str, concurrency: int) -> list[tuple[str, Call, Call
             return await response.read()
 
     extra: list[tuple[str, Call, Callable[[], Any]]] = []
-    try:  # measured when installed (not a dependency): pip install niquests
-        niquests: Any = importlib.import_module("niquests")
-    except ImportError:
-        pass
-    else:
+    niquests = _optional("niquests")  # pip install niquests (it replaces urllib3)
+    if niquests is not None:
         nq = niquests.AsyncSession(pool_connections=1, pool_maxsize=concurrency)
         nq.base_url = base
 
@@ -103,19 +113,55 @@ async def _contenders(base: str, concurrency: int) -> list[tuple[str, Call, Call
             return response.content
 
         extra.append(("niquests", niquests_call, nq.close))
+    pyreqwest = _optional("pyreqwest.client")  # Rust's reqwest, on its own tokio thread
+    if pyreqwest is not None:
+        builder = pyreqwest.ClientBuilder().base_url(base).max_connections(concurrency)
+        pr = builder.build()
 
-    client = ServiceClient(base, name="bench")
+        async def pyreqwest_call() -> Any:
+            response = await pr.get(PATH).build().send()
+            return await response.bytes()
+
+        extra.append(("pyreqwest", pyreqwest_call, pr.close))
+    rnet = _optional("rnet")  # Rust's wreq, on its own tokio threads
+    if rnet is not None:
+        rn = rnet.Client()
+        url = base + PATH
+
+        async def rnet_call() -> Any:
+            response = await rn.get(url)
+            return await response.bytes()
+
+        extra.append(("rnet", rnet_call, lambda: None))
+
+    # shoal.client's own transport, called directly: the floor under shoal.client
+    raw = HttpTransport(limit=concurrency)
+    await raw.open(base)
+
+    async def raw_call() -> Any:
+        return (await raw.send("GET", PATH, [], b"", 1.0)).body
+
+    client = ServiceClient(base, name="bench", transport=HttpTransport(limit=concurrency))
     await client.__aenter__()
 
     async def shoal_call() -> Any:
         response = await client.get(PATH)
         return response.content
 
+    on_aiohttp = ServiceClient(base, name="bench", transport=AiohttpTransport(limit=concurrency))
+    await on_aiohttp.__aenter__()
+
+    async def on_aiohttp_call() -> Any:
+        response = await on_aiohttp.get(PATH)
+        return response.content
+
     return [
         ("httpx", httpx_call, hx.aclose),
         *extra,
         ("aiohttp", aiohttp_call, session.close),
-        ("shoal.client (aiohttp)", shoal_call, client.__aexit__),
+        ("shoal.client (aiohttp)", on_aiohttp_call, on_aiohttp.aclose),
+        ("HttpTransport", raw_call, raw.aclose),
+        ("shoal.client", shoal_call, client.aclose),
     ]
 
 
@@ -123,7 +169,7 @@ async def _measure(
     base: str, duration: float, concurrency: int, rounds: int
 ) -> dict[str, tuple[float, float]]:
     contenders = await _contenders(base, concurrency)
-    best: dict[str, tuple[float, float]] = {}
+    samples: dict[str, list[tuple[float, float]]] = {name: [] for name, _, _ in contenders}
     for _name, call, _ in contenders:  # warm-up: open the pools
         await _drive(call, 0.3, concurrency)
     order = random.Random(12)
@@ -131,15 +177,17 @@ async def _measure(
         # a new order each round: no contender always runs after the same one
         for name, call, _ in order.sample(contenders, len(contenders)):
             rate, cpu = await _drive(call, duration, concurrency)
-            # each figure's best round: the machine is shared, and the least
-            # disturbed round is the closest to the code's own cost
-            old_rate, old_cpu = best.get(name, (0.0, float("inf")))
-            best[name] = (max(rate, old_rate), min(cpu, old_cpu))
+            samples[name].append((rate, cpu))
     for _, _, close in contenders:
         result = close()
         if asyncio.iscoroutine(result):
             await result
-    return {name: best[name] for name, _, _ in contenders}  # the table's fixed order
+    # each figure's median round: on a shared machine, one lucky or unlucky round
+    # of one contender must not decide a ratio
+    return {
+        name: (statistics.median(r for r, _ in runs), statistics.median(c for _, c in runs))
+        for name, runs in samples.items()  # the table's fixed order
+    }
 
 
 class _NoIO:
@@ -185,6 +233,15 @@ async def own_cost(calls: int = 30_000, concurrency: int = 32) -> float:
     return sorted(samples)[len(samples) // 2]
 
 
+def _run(coroutine: Coroutine[Any, Any, T]) -> T:
+    """Run on uvloop when it is installed, as granian runs a service's handlers."""
+    uvloop = _optional("uvloop")
+    if uvloop is not None:
+        result: T = uvloop.run(coroutine)
+        return result
+    return asyncio.run(coroutine)
+
+
 def table(results: dict[str, tuple[float, float]]) -> str:
     """The Markdown table of one run, with ratios to aiohttp."""
     base = results["aiohttp"][0]
@@ -194,6 +251,12 @@ def table(results: dict[str, tuple[float, float]]) -> str:
     ]
     for name, (rate, cpu) in results.items():
         lines.append(f"| {name} | {rate:,.0f} | {cpu * 1e6:,.0f} | {rate / base:.2f}x |")
+    client, raw = results["shoal.client"], results["HttpTransport"]
+    lines.append(
+        f"\nshoal.client vs its transport alone: {client[0] / raw[0]:.2f}x calls/s, "
+        f"{client[1] / raw[1]:.2f}x CPU per call; vs raw aiohttp: {client[0] / base:.2f}x "
+        f"calls/s, {client[1] / results['aiohttp'][1]:.2f}x CPU per call"
+    )
     return "\n".join(lines)
 
 
@@ -221,7 +284,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _wait(port)
         for concurrency in [int(c) for c in args.concurrency.split(",")]:
-            results = asyncio.run(
+            results = _run(
                 _measure(f"http://127.0.0.1:{port}", args.duration, concurrency, args.rounds)
             )
             tables.append(f"{concurrency} concurrent task(s):\n\n{table(results)}")
@@ -230,7 +293,7 @@ def main(argv: list[str] | None = None) -> int:
         server.wait(10)
     tables.append(
         f"shoal.client's own CPU per call over a transport with no I/O "
-        f"(median of 5): {asyncio.run(own_cost(args.overhead_calls)):.1f} µs"
+        f"(median of 5): {_run(own_cost(args.overhead_calls)):.1f} µs"
     )
     print("\n\n".join(tables))
     return 0

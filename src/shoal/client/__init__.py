@@ -13,9 +13,10 @@ async def dashboard(user_id: int, users: Users) -> dict:
     return (await users.get(f"/users/{user_id}")).json()
 ```
 
-Pooled keep-alive connections (aiohttp), timeouts, retries with full-jitter
-back-off under a retry budget, a circuit breaker per upstream, and the
-request's deadline, id and trace context passed on to every call.
+Pooled keep-alive connections (`HttpTransport`: asyncio and httptools'
+parser), timeouts, retries with full-jitter back-off under a retry budget,
+a circuit breaker per upstream, and the request's deadline, id and trace
+context passed on to every call.
 """
 
 from shoal.errors import UpstreamError, UpstreamTimeout, UpstreamUnavailable
@@ -38,7 +39,15 @@ from ._context import (
     time_left,
 )
 from ._policy import Breaker, CircuitBreaker, Retry, RetryBudget, Timeout
-from ._transport import AiohttpTransport, AppTransport, RawResponse, Transport, TransportError
+from ._transport import (
+    AiohttpTransport,
+    AppTransport,
+    Headers,
+    HttpTransport,
+    RawResponse,
+    Transport,
+    TransportError,
+)
 
 __all__ = [
     "DEFAULT_REQUEST_TIMEOUT",
@@ -49,6 +58,8 @@ __all__ = [
     "CallContext",
     "CircuitBreaker",
     "ClientResponse",
+    "Headers",
+    "HttpTransport",
     "Propagation",
     "RawResponse",
     "Retry",

@@ -48,9 +48,9 @@ from ..metrics import BUCKETS, Sample, histogram_samples
 from ..tracing import client_span
 from ._context import CONTEXT, propagate
 from ._expiry import Expiry, Timer
-from ._policy import Breaker, CircuitBreaker, Retry, RetryBudget, Timeout, retry_after
+from ._policy import CLOSED, Breaker, CircuitBreaker, Retry, RetryBudget, Timeout, retry_after
 from ._response import ClientResponse, decode_any
-from ._transport import AiohttpTransport, RawResponse, Transport, TransportError
+from ._transport import HttpTransport, RawResponse, Transport, TransportError
 
 if TYPE_CHECKING:
     from shoal import App
@@ -61,6 +61,7 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_STATUSES = frozenset({502, 503, 504})
 # latency histogram bounds, seconds: the same as every shoal histogram
 LATENCY_BUCKETS = BUCKETS
+_BUCKET_COUNT = len(LATENCY_BUCKETS)
 
 _MISSING: Any = object()
 _TIMEOUT, _RETRY, _BREAKER = Timeout(), Retry(), Breaker()
@@ -108,8 +109,8 @@ class ServiceClient:
     with every call. `required=True` marks an upstream the service cannot
     work without: `check()` probes it for readiness at `health_path`.
     `min_time` is the least time left for which a call is still started.
-    `transport` defaults to `AiohttpTransport()`; `AppTransport(app)` calls a
-    shoal app in process.
+    `transport` defaults to `HttpTransport()` (`AiohttpTransport()` is the
+    other choice); `AppTransport(app)` calls a shoal app in process.
 
     Declare one subclass per upstream, so handlers receive each by its type;
     two clients of the same class in one app are a `ConfigurationError`.
@@ -146,7 +147,7 @@ class ServiceClient:
         self.required = required
         self.health_path = health_path
         self.min_time = min_time
-        self.transport: Transport = transport if transport is not None else AiohttpTransport()
+        self.transport: Transport = transport if transport is not None else HttpTransport()
         self._host = urlsplit(self.base_url).hostname or self.base_url
         self._tracer: Any = None
         self._rng = random.Random()
@@ -308,7 +309,9 @@ class ServiceClient:
             target = f"{path}?{urlencode(params, doseq=True)}"
         body = content or b""
         self._calls += 1
-        self.budget.deposit()
+        budget = self.budget  # budget.deposit(), inlined: it runs on every call
+        balance = budget.balance + budget.ratio
+        budget.balance = balance if balance < budget.reserve else budget.reserve
         try:
             if self._tracer is None:
                 return await self._attempts_loop(
@@ -344,14 +347,19 @@ class ServiceClient:
             if left < self.min_time:
                 self._timeouts += 1
                 raise self._timed_out(by_deadline, started=False)
-            if not breaker.allow(now):
+            if breaker.state != CLOSED and not breaker.allow(now):  # (closed: allowed)
                 self._rejected += 1
                 raise UpstreamUnavailable(
                     self.name, "breaker-open",
                     f"The upstream service {self.name!r} is failing; calls are paused.",
                 )  # fmt: skip
             self._attempts += 1
-            attempt_headers = [*headers, ("x-request-timeout", f"{left:.3f}")]
+            # the call's own list (built for it by request()): the time left goes last
+            timeout_header = ("x-request-timeout", f"{left:.3f}")
+            if retries:
+                headers[-1] = timeout_header
+            else:
+                headers.append(timeout_header)
             # not asyncio.timeout(): the client's one loop timer (see shoal.client._expiry)
             # cancels the attempt, for a fraction of the cost on every call
             timer = Timer(asyncio.current_task())
@@ -360,7 +368,7 @@ class ServiceClient:
             raw: RawResponse | None = None
             try:
                 raw = await self.transport.send(
-                    method, target, attempt_headers, body, self.timeout.connect
+                    method, target, headers, body, self.timeout.connect
                 )
             except asyncio.CancelledError:
                 # ours only if our timer fired and no one else cancelled the task
@@ -379,12 +387,22 @@ class ServiceClient:
                 expiry.discard(timer)
             if raw is not None:
                 done = monotonic()
-                self._observe(done - now)
+                elapsed = done - now  # the latency histogram, inline: it runs on every call
+                self._latency_count += 1
+                self._latency_sum += elapsed
+                if elapsed > self._latency_max:
+                    self._latency_max = elapsed
+                index = bisect_left(LATENCY_BUCKETS, elapsed)
+                if index < _BUCKET_COUNT:  # past the last bound: only in count and sum
+                    self._buckets[index] += 1
                 status = raw.status
                 if status < 500:
-                    breaker.success(done)
+                    if breaker.streak or breaker.state != CLOSED:  # else nothing changes
+                        breaker.success(done)
                 else:
                     breaker.failure(done)
+                if status < 400:  # the usual answer, first
+                    return ClientResponse(status, raw.headers, raw.body, self.name)
                 if status not in RETRY_STATUSES and not (
                     status == 429 and "retry-after" in raw.headers
                 ):
@@ -454,15 +472,6 @@ class ServiceClient:
         return UpstreamTimeout(
             self.name, "timeout", f"The upstream service {self.name!r} did not answer in time."
         )
-
-    def _observe(self, seconds: float) -> None:
-        self._latency_count += 1
-        self._latency_sum += seconds
-        if seconds > self._latency_max:
-            self._latency_max = seconds
-        index = bisect_left(LATENCY_BUCKETS, seconds)
-        if index < len(LATENCY_BUCKETS):  # past the last bound: only in count and sum
-            self._buckets[index] += 1
 
     # -- visibility -------------------------------------------------------------
 

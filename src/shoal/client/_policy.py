@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from time import time
 
-__all__ = ["Breaker", "CircuitBreaker", "Retry", "RetryBudget", "Timeout", "retry_after"]
+__all__ = ["CLOSED", "Breaker", "CircuitBreaker", "Retry", "RetryBudget", "Timeout", "retry_after"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,14 +126,14 @@ TRANSITIONS: dict[tuple[str, str], str] = {
 class CircuitBreaker:
     """One upstream's breaker (see `Breaker` for the rules); `clock` is `time.monotonic`."""
 
-    __slots__ = ("config", "state", "opened_at", "probing", "_streak", "_first", "opened")
+    __slots__ = ("config", "state", "opened_at", "probing", "streak", "_first", "opened")
 
     def __init__(self, config: Breaker) -> None:
         self.config = config
         self.state = CLOSED
         self.opened_at = 0.0
         self.probing = False  # a half-open probe is in flight
-        self._streak = 0  # failures in a row
+        self.streak = 0  # failures in a row (0: nothing for success() to do when closed)
         self._first = 0.0  # when the streak's oldest failure in the window happened
         self.opened = 0  # times it opened, for statistics
 
@@ -145,7 +145,7 @@ class CircuitBreaker:
         if new != HALF_OPEN:
             self.probing = False
         if new == CLOSED:
-            self._streak = 0
+            self.streak = 0
         self.state = new
 
     def allow(self, now: float) -> bool:
@@ -164,7 +164,7 @@ class CircuitBreaker:
 
     def success(self, now: float) -> None:
         """An attempt got an answer that was not a server failure."""
-        self._streak = 0
+        self.streak = 0
         if self.state == HALF_OPEN:
             self._move("success", now)
 
@@ -175,10 +175,10 @@ class CircuitBreaker:
             return
         if self.state != CLOSED:
             return
-        if self._streak == 0 or now - self._first > self.config.window:
-            self._streak, self._first = 0, now
-        self._streak += 1
-        if self._streak >= self.config.failures:
+        if self.streak == 0 or now - self._first > self.config.window:
+            self.streak, self._first = 0, now
+        self.streak += 1
+        if self.streak >= self.config.failures:
             self._move("trip", now)
 
     def abandon(self) -> None:
