@@ -6,8 +6,15 @@ Rules (each decided here and nowhere else):
   are listed in `CONVERTERS`. `{name:path}` may only end a template and
   matches the rest of the path, slashes included.
 - Static paths are matched by one dict look-up; they win over dynamic ones
-  (`/users/me` beats `/users/{name}`). Dynamic templates are tried in
-  registration order.
+  (`/users/me` beats `/users/{name}`). Among dynamic templates the first
+  registered that matches wins.
+- Dynamic templates are indexed by their literal prefix (`literal_prefix`:
+  `/users/` for `/users/{id}/posts`): a match looks up the longest prefix of
+  the path that some template has, and tries only the templates of that
+  prefix and of its shorter prefixes, in registration order. Its cost grows
+  with the depth of the path, not with the number of routes (except among
+  templates that start with a parameter, `/{tenant}/...`, which share the
+  prefix `/`).
 - Matching is exact about trailing slashes: `/items` and `/items/` are two
   paths. When only the other form exists, the app answers with a 308 redirect
   to it (`Router.alternate`).
@@ -32,7 +39,15 @@ from typing import Any, Generic, TypeVar
 
 from .errors import ConfigurationError, MethodNotAllowed, NotFound, RouteConflict
 
-__all__ = ["CONVERTERS", "Converter", "Mounts", "Route", "Router", "normalise_prefix"]
+__all__ = [
+    "CONVERTERS",
+    "Converter",
+    "Mounts",
+    "Route",
+    "Router",
+    "literal_prefix",
+    "normalise_prefix",
+]
 
 T = TypeVar("T")
 
@@ -81,6 +96,10 @@ class Route(Generic[T]):
     regex: re.Pattern[str] | None
     shape: str
     handlers: dict[str, T] = field(default_factory=dict)
+    # registration order among the dynamic routes (the tie-break), and the
+    # parameters that need converting (a `str` one is used as matched)
+    order: int = 0
+    typed: tuple[tuple[str, Callable[[str], Any]], ...] = ()
 
     def allowed(self) -> list[str]:
         """The methods this path answers, as sent in `Allow`."""
@@ -131,6 +150,15 @@ def compile_template(template: str) -> tuple[dict[str, Converter], re.Pattern[st
     return params, re.compile("".join(pattern)), "".join(shape)
 
 
+def literal_prefix(template: str) -> str:
+    """The text of `template` up to the `/` that ends its last whole literal
+    segment before the first parameter: `/users/` for `/users/{id}/posts`,
+    `/` for `/{tenant}/x` or `/v{n:int}`. Every path the template matches
+    starts with it, and a parameter never holds a `/` (except `{name:path}`,
+    which comes after it)."""
+    return template[: template.rfind("/", 0, template.index("{")) + 1]
+
+
 class Router(Generic[T]):
     """Maps (method, path) to a handler of type T and its typed path parameters."""
 
@@ -138,6 +166,10 @@ class Router(Generic[T]):
         self._static: dict[str, Route[T]] = {}
         self._dynamic: list[Route[T]] = []
         self._by_shape: dict[str, Route[T]] = {}
+        # literal prefix -> the dynamic routes whose prefix is it or a shorter
+        # prefix of it, in registration order (built on the first match)
+        self._by_prefix: dict[str, list[Route[T]]] | None = None
+        self._longest = 1
 
     def add(
         self,
@@ -153,12 +185,14 @@ class Router(Generic[T]):
         params, regex, shape = compiled or compile_template(template)
         route = self._by_shape.get(shape)
         if route is None:
-            route = Route(template, params, regex, shape)
+            typed = tuple((name, c.convert) for name, c in params.items() if c.convert is not str)
+            route = Route(template, params, regex, shape, order=len(self._dynamic), typed=typed)
             self._by_shape[shape] = route
             if regex is None:
                 self._static[template] = route
             else:
                 self._dynamic.append(route)
+                self._by_prefix = None
         elif route.template != template:
             # same shape, other names: one of the two could never be reached
             if set(methods) & set(route.handlers):
@@ -182,22 +216,53 @@ class Router(Generic[T]):
     def __iter__(self) -> Iterator[Route[T]]:
         return iter(self._by_shape.values())
 
+    def _index(self) -> dict[str, list[Route[T]]]:
+        own: dict[str, list[Route[T]]] = {"/": []}
+        for route in self._dynamic:
+            own.setdefault(literal_prefix(route.template), []).append(route)
+        index: dict[str, list[Route[T]]] = {}
+        for prefix in own:  # its routes and those of the shorter prefixes of it
+            routes: list[Route[T]] = []
+            end = 0
+            while end >= 0:
+                routes += own.get(prefix[: end + 1], ())
+                end = prefix.find("/", end + 1)
+            routes.sort(key=_order)
+            index[prefix] = routes
+        self._longest = max(map(len, index))
+        self._by_prefix = index
+        return index
+
+    def _find_dynamic(self, path: str) -> tuple[Route[T], dict[str, Any]] | None:
+        # the candidates: the routes of the longest literal prefix of `path`
+        # that some route has (see `literal_prefix`), in registration order
+        index = self._by_prefix or self._index()
+        end = path.rfind("/", 0, self._longest)
+        while end > 0:
+            candidates = index.get(path[: end + 1])
+            if candidates is not None:
+                break
+            end = path.rfind("/", 0, end)
+        else:
+            candidates = index["/"]
+        for route in candidates:
+            found = route.regex.match(path)  # type: ignore[union-attr]  # dynamic: has one
+            if found is not None:
+                params = found.groupdict()
+                try:
+                    for name, convert in route.typed:
+                        params[name] = convert(params[name])
+                except ValueError:  # out-of-range float and the like: not this route
+                    continue
+                return route, params
+        return None
+
     def find(self, path: str) -> tuple[Route[T], dict[str, Any]] | None:
         """The route that matches `path` (whatever the method) and its parameters."""
         route = self._static.get(path)
         if route is not None:
             return route, {}
-        for route in self._dynamic:
-            assert route.regex is not None
-            found = route.regex.match(path)
-            if found is not None:
-                values = found.groupdict()
-                try:
-                    params = {name: route.params[name].convert(v) for name, v in values.items()}
-                except ValueError:  # out-of-range float and the like: not this route
-                    continue
-                return route, params
-        return None
+        return self._find_dynamic(path)
 
     def match(self, method: str, path: str) -> tuple[T | None, dict[str, Any]]:
         """The handler for `method` on `path`, and the converted path parameters.
@@ -210,7 +275,9 @@ class Router(Generic[T]):
             handler = static.handlers.get(method)
             if handler is not None:
                 return handler, {}
-        found = self.find(path)
+            found: tuple[Route[T], dict[str, Any]] | None = (static, {})
+        else:
+            found = self._find_dynamic(path)
         if found is None:
             raise NotFound(detail=f"No route matches {path}")
         route, params = found
@@ -232,6 +299,10 @@ class Router(Generic[T]):
             return None
         other = path[:-1] if path.endswith("/") else path + "/"
         return other if self.find(other) is not None else None
+
+
+def _order(route: Route[Any]) -> int:
+    return route.order
 
 
 def normalise_prefix(prefix: str) -> str:
