@@ -24,11 +24,18 @@ class BenchClaims(msgspec.Struct):
 
 
 def build(
-    *, typed: bool = True, jwt_cache: int = 10_000, rate_limited: bool = False, **options: Any
+    *,
+    typed: bool = True,
+    jwt_cache: int = 10_000,
+    rate_limited: bool = False,
+    extra_routes: int = 0,
+    **options: Any,
 ) -> App:
     """The bench app; `typed=False` serves `/items` by reading the request by hand,
     `jwt_cache=0` verifies every token's signature on every request, `rate_limited`
-    puts the whole app under an (unreachable) in-process rate limit."""
+    puts the whole app under an (unreachable) in-process rate limit, `extra_routes`
+    registers that many more dynamic routes (`/svc{i}/items/{item_id:int}`) before
+    the `params` route."""
     app = App(threads=SYNC_THREADS, **options)
     if rate_limited:  # every request pays the limiter; none is refused
         RateLimit(Rate(1e9, burst=10**9)).install(app)
@@ -56,6 +63,12 @@ def build(
     @app.get("/")
     async def now() -> dict[str, float]:
         return {"time": time.time()}
+
+    for i in range(extra_routes):
+
+        @app.get(f"/svc{i}/items/{{item_id:int}}", operation_id=f"svc{i}")
+        async def extra(item_id: int) -> dict[str, int]:
+            return {"id": item_id}
 
     @app.get("/users/{id:int}")
     async def user(id: int, request: Request) -> dict[str, object]:
