@@ -330,5 +330,6 @@ class HandlerPlan:
         except BaseException as exc:
             await scope.aclose(exc)
             raise
-        await scope.aclose()
+        if scope.stack is not None:  # a generator provider to close
+            await scope.aclose()
         return result
