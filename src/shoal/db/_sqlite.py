@@ -22,10 +22,10 @@ from functools import lru_cache
 from typing import Any, ClassVar, TypeVar
 
 from ..errors import DatabaseError, DatabaseUnavailable, IntegrityError, OutOfRange
-from ._base import Connection, DatabaseOptions, Pool, Row
+from ._base import Connection, DatabaseOptions, Pool, Row, Statement
 from ._sql import split_script, to_sqlite
 
-__all__ = ["SQLiteConnection", "SQLitePool", "SQLiteRow"]
+__all__ = ["SQLiteConnection", "SQLitePool", "SQLiteRow", "SQLiteStatement"]
 
 T = TypeVar("T")
 
@@ -117,10 +117,54 @@ def _rows(cursor: sqlite3.Cursor, rows: list[Any]) -> list[Row]:
     return list(map(cls, rows))  # type: ignore[arg-type]
 
 
+class SQLiteStatement(Statement):
+    """A statement for one lease of a `SQLiteConnection`.
+
+    sqlite3 compiles a statement on its first run and keeps it compiled in
+    the connection's cache (`cached_statements`), keyed by its text: what is
+    prepared here is the text (`$n` placeholders rewritten once) and the check
+    that the connection is still the caller's.
+    """
+
+    __slots__ = ("sql", "_conn", "_text", "_lease")
+
+    def __init__(self, sql: str, conn: SQLiteConnection, lease: int) -> None:
+        self.sql = sql
+        self._conn = conn
+        self._text = to_sqlite(sql)
+        self._lease = lease
+
+    def _submit(
+        self, work: Callable[[sqlite3.Connection, str, Sequence[Any]], T], args: Sequence[Any]
+    ) -> asyncio.Future[T]:
+        conn = self._conn
+        if conn.lease != self._lease:
+            raise DatabaseError(
+                f"the statement {self.sql!r} was prepared on a connection that has gone back "
+                "to the pool: prepare it again inside the `async with` block that holds one"
+            )
+        return conn.submit(work, self._text, args)
+
+    async def fetch(self, *args: Any) -> list[Row]:
+        return await self._submit(_fetch, args)
+
+    async def fetchrow(self, *args: Any) -> Row | None:
+        return await self._submit(_fetchrow, args)
+
+    async def fetchval(self, *args: Any) -> Any:
+        return await self._submit(_fetchval, args)
+
+    async def execute(self, *args: Any) -> int:
+        return await self._submit(_execute, args)
+
+    async def executemany(self, args: Iterable[Sequence[Any]]) -> None:
+        await self._submit(_executemany, list(args))
+
+
 class SQLiteConnection(Connection):
     """A `sqlite3` connection confined to its own thread."""
 
-    __slots__ = ("raw", "_executor", "_options", "_deadline", "_depth")
+    __slots__ = ("raw", "_executor", "_options", "_deadline", "_depth", "lease")
 
     def __init__(self, executor: ThreadPoolExecutor, raw: sqlite3.Connection, options: Any) -> None:
         self._executor = executor
@@ -128,6 +172,8 @@ class SQLiteConnection(Connection):
         self._options: DatabaseOptions = options
         self._deadline = math.inf
         self._depth = 0  # transactions open on this connection, nested ones included
+        self.lease = 0
+        """Counts the times the connection went back to the pool (its statements' guard)."""
         raw.set_progress_handler(self._past_deadline, _PROGRESS_STEPS)
 
     @classmethod
@@ -186,6 +232,16 @@ class SQLiteConnection(Connection):
             with contextlib.suppress(sqlite3.Error):
                 self.raw.execute("ROLLBACK")
 
+    def submit(
+        self,
+        work: Callable[[sqlite3.Connection, str, Sequence[Any]], T],
+        sql: str,
+        args: Sequence[Any],
+    ) -> asyncio.Future[T]:
+        """A future of `work(raw, sql, args)`, run on the connection's thread under
+        the statement timeout, its errors translated."""
+        return self._call(self._run, work, sql, args)
+
     # -- the Connection API ---------------------------------------------------------
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
@@ -201,9 +257,10 @@ class SQLiteConnection(Connection):
         return await self._call(self._run, _execute, sql, args)
 
     async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
-        rows = list(args)
-        statement = to_sqlite(sql)
-        await self._call(self._run, _atomically, lambda raw: raw.executemany(statement, rows))
+        await self._call(self._run, _executemany, sql, list(args))
+
+    async def prepare(self, sql: str) -> Statement:
+        return SQLiteStatement(sql, self, self.lease)
 
     async def execute_script(self, script: str) -> None:
         statements = split_script(script)
@@ -270,6 +327,7 @@ class SQLiteConnection(Connection):
 
         The pool calls it on every release.
         """
+        self.lease += 1  # the statements prepared on this lease stop here
         if self.raw.in_transaction:
             await self._call(self._rollback_quietly)
         self._depth = 0
@@ -310,6 +368,15 @@ def _execute(raw: sqlite3.Connection, sql: str, args: Sequence[Any]) -> int:
     count = cursor.rowcount
     cursor.close()
     return max(count, 0)
+
+
+def _executemany(raw: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    statement = to_sqlite(sql)
+
+    def run(raw: sqlite3.Connection) -> None:
+        raw.executemany(statement, rows)
+
+    _atomically(raw, run)
 
 
 def _atomically(raw: sqlite3.Connection, work: Callable[[sqlite3.Connection], None]) -> None:
