@@ -319,7 +319,8 @@ class HandlerPlan:
         return result if self.encoder is None else self.encoder(result)
 
     async def _call_scoped(self, request: Request) -> Any:
-        kwargs = await self.arguments(request)
+        # providers alone (nothing from the request to validate): no coroutine for that
+        kwargs = await self.arguments(request) if self._direct or self.needs_body else {}
         scope = RequestScope(self._container, request)
         try:
             for name, provider in self._scoped:
