@@ -160,7 +160,7 @@ async def requests(apps: dict[str, tuple[App, str]], rounds: int, count: int) ->
 
 def report(quick: bool = False) -> str:
     """Measure everything and return the table as Markdown."""
-    number, repeat = (200, 1) if quick else (10_000, 25)
+    number, repeat = (200, 1) if quick else (2_000, 100)
     rounds, count = (1, 50) if quick else (15, 2_000)
     lines = [
         "| routes | `Router.match`, first | last | last / first |",
