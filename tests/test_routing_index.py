@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from shoal.errors import MethodNotAllowed, NotFound, RouteConflict
-from shoal.routing import Route, Router, compile_template, literal_prefix
+from shoal.routing import Route, Router, after_first_parameter, compile_template, literal_prefix
 
 
 @pytest.mark.parametrize(
@@ -26,6 +26,38 @@ from shoal.routing import Route, Router, compile_template, literal_prefix
 )
 def test_literal_prefix(template: str, prefix: str) -> None:
     assert literal_prefix(template) == prefix
+
+
+@pytest.mark.parametrize(
+    ("template", "rest"),
+    [
+        ("/{tenant}/orders/{id}", "/orders/{id}"),
+        ("/{n:int}/x", "/x"),
+        ("/{tenant}/", "/"),
+        ("/{tenant}", None),  # nothing follows it
+        ("/{p:path}", None),
+        ("/v{n:int}/x", None),  # a mixed segment
+        ("/{a}-{b}/x", None),
+        ("/users/{id}", None),
+    ],
+)
+def test_after_first_parameter(template: str, rest: str | None) -> None:
+    assert after_first_parameter(template) == rest
+
+
+def test_a_thousand_routes_after_a_parameter_each_found() -> None:
+    router: Router[int] = Router()
+    for i in range(1000):
+        router.add(f"/{{tenant}}/svc{i}/items/{{item_id:int}}", ["GET"], i)
+    router.add("/{tenant}/orders", ["GET"], -1)
+    for i in (0, 999):
+        assert router.match("GET", f"/acme/svc{i}/items/{i}") == (
+            i,
+            {"tenant": "acme", "item_id": i},
+        )
+    assert router.match("GET", "/acme/orders") == (-1, {"tenant": "acme"})
+    with pytest.raises(NotFound):
+        router.match("GET", "/acme/svc1000/items/1")
 
 
 def test_a_thousand_routes_each_found() -> None:
@@ -55,6 +87,10 @@ def test_a_thousand_routes_each_found() -> None:
         (["/a/b/{y}/{w}", "/a/{x}/c/{v}"], "/a/b/c/d", "/a/b/{y}/{w}"),
         (["/a/{x}/c/{v}", "/a/b/{y}/{w}"], "/a/b/c/d", "/a/{x}/c/{v}"),
         (["/v{n:int}/x", "/v1/{s}"], "/v1/x", "/v{n:int}/x"),
+        (["/{t}/orders/{id}", "/acme/{x}/{y}"], "/acme/orders/1", "/{t}/orders/{id}"),
+        (["/acme/{x}/{y}", "/{t}/orders/{id}"], "/acme/orders/1", "/acme/{x}/{y}"),
+        (["/{t}/{x}", "/{t}/orders/{id}", "/a/{b}/{c}"], "/a/orders/1", "/{t}/orders/{id}"),
+        (["/{t:int}/x/{y}", "/{t}/x/{y}"], "/abc/x/1", "/{t}/x/{y}"),
         # a converter that refuses the value hands the path to the next route
         (["/n/{x:float}", "/n/{s}"], "/n/" + "9" * 400, "/n/{s}"),
     ],
@@ -133,7 +169,7 @@ def linear_find(routes: list[Route[str]], path: str) -> tuple[str, dict[str, Any
 
 def test_index_agrees_with_a_linear_matcher() -> None:
     rng = random.Random(16)
-    for _ in range(300):
+    for _ in range(400):
         router: Router[str] = Router()
         registered: list[Route[str]] = []
         for _ in range(rng.randint(1, 12)):

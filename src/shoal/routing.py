@@ -11,10 +11,12 @@ Rules (each decided here and nowhere else):
 - Dynamic templates are indexed by their literal prefix (`literal_prefix`:
   `/users/` for `/users/{id}/posts`): a match looks up the longest prefix of
   the path that some template has, and tries only the templates of that
-  prefix and of its shorter prefixes, in registration order. Its cost grows
-  with the depth of the path, not with the number of routes (except among
-  templates that start with a parameter, `/{tenant}/...`, which share the
-  prefix `/`).
+  prefix and of its shorter prefixes, in registration order. A template that
+  starts with a parameter (`/{tenant}/orders/{id}`) is indexed the same way
+  by what follows the parameter (`after_first_parameter`). The cost of a
+  match grows with the depth of the path, not with the number of routes
+  (except among templates that share a prefix, or start with a mixed
+  segment such as `/v{n:int}/...`, which share the prefix `/`).
 - Matching is exact about trailing slashes: `/items` and `/items/` are two
   paths. When only the other form exists, the app answers with a 308 redirect
   to it (`Router.alternate`).
@@ -45,6 +47,7 @@ __all__ = [
     "Mounts",
     "Route",
     "Router",
+    "after_first_parameter",
     "literal_prefix",
     "normalise_prefix",
 ]
@@ -156,7 +159,51 @@ def literal_prefix(template: str) -> str:
     `/` for `/{tenant}/x` or `/v{n:int}`. Every path the template matches
     starts with it, and a parameter never holds a `/` (except `{name:path}`,
     which comes after it)."""
-    return template[: template.rfind("/", 0, template.index("{")) + 1]
+    brace = template.find("{")
+    return template[: template.rfind("/", 0, brace if brace >= 0 else len(template)) + 1]
+
+
+_WHOLE_PARAM = re.compile(r"{[A-Za-z_][A-Za-z0-9_]*(?::(?!path})[a-z]+)?}")
+
+
+def after_first_parameter(template: str) -> str | None:
+    """For a template whose first segment is one parameter and more follows
+    (`/{tenant}/orders/{id}`), the rest from the second `/` (`/orders/{id}`);
+    else None. Such templates are indexed by the literal prefix of that rest."""
+    cut = template.find("/", 1)
+    if cut < 0 or _WHOLE_PARAM.fullmatch(template, 1, cut) is None:
+        return None
+    return template[cut:]
+
+
+def _prefix_index(entries: list[tuple[str, Route[T]]]) -> tuple[dict[str, list[Route[T]]], int]:
+    """prefix -> the routes of that prefix and of its shorter prefixes, in
+    registration order (`entries` are (prefix, route) in that order); and the
+    longest prefix's length."""
+    own: dict[str, list[Route[T]]] = {"/": []}
+    for prefix, route in entries:
+        own.setdefault(prefix, []).append(route)
+    index: dict[str, list[Route[T]]] = {}
+    for prefix in own:
+        routes: list[Route[T]] = []
+        end = 0
+        while end >= 0:
+            routes += own.get(prefix[: end + 1], ())
+            end = prefix.find("/", end + 1)
+        routes.sort(key=_order)
+        index[prefix] = routes
+    return index, max(map(len, index))
+
+
+def _candidates(index: dict[str, list[Route[T]]], longest: int, path: str) -> list[Route[T]]:
+    """The routes of the longest prefix of `path` in `index`."""
+    end = path.rfind("/", 0, longest)
+    while end > 0:
+        found = index.get(path[: end + 1])
+        if found is not None:
+            return found
+        end = path.rfind("/", 0, end)
+    return index["/"]
 
 
 class Router(Generic[T]):
@@ -170,6 +217,10 @@ class Router(Generic[T]):
         # prefix of it, in registration order (built on the first match)
         self._by_prefix: dict[str, list[Route[T]]] | None = None
         self._longest = 1
+        # the same for templates that start with a parameter (`/{tenant}/...`),
+        # keyed by the literal prefix of what follows it (None: there are none)
+        self._by_rest: dict[str, list[Route[T]]] | None = None
+        self._rest_longest = 1
 
     def add(
         self,
@@ -217,19 +268,16 @@ class Router(Generic[T]):
         return iter(self._by_shape.values())
 
     def _index(self) -> dict[str, list[Route[T]]]:
-        own: dict[str, list[Route[T]]] = {"/": []}
+        by_prefix: list[tuple[str, Route[T]]] = []
+        by_rest: list[tuple[str, Route[T]]] = []
         for route in self._dynamic:
-            own.setdefault(literal_prefix(route.template), []).append(route)
-        index: dict[str, list[Route[T]]] = {}
-        for prefix in own:  # its routes and those of the shorter prefixes of it
-            routes: list[Route[T]] = []
-            end = 0
-            while end >= 0:
-                routes += own.get(prefix[: end + 1], ())
-                end = prefix.find("/", end + 1)
-            routes.sort(key=_order)
-            index[prefix] = routes
-        self._longest = max(map(len, index))
+            rest = after_first_parameter(route.template)
+            if rest is None:
+                by_prefix.append((literal_prefix(route.template), route))
+            else:
+                by_rest.append((literal_prefix(rest), route))
+        self._by_rest, self._rest_longest = _prefix_index(by_rest) if by_rest else (None, 1)
+        index, self._longest = _prefix_index(by_prefix)
         self._by_prefix = index
         return index
 
@@ -245,6 +293,12 @@ class Router(Generic[T]):
             end = path.rfind("/", 0, end)
         else:
             candidates = index["/"]
+        if self._by_rest is not None:  # and those of `/{param}/...`, by the rest of the path
+            cut = path.find("/", 1)
+            if cut > 0:
+                more = _candidates(self._by_rest, self._rest_longest, path[cut:])
+                if more:
+                    candidates = sorted([*candidates, *more], key=_order) if candidates else more
         for route in candidates:
             found = route.regex.match(path)  # type: ignore[union-attr]  # dynamic: has one
             if found is not None:
