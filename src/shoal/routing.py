@@ -284,6 +284,7 @@ class Router(Generic[T]):
     def _find_dynamic(self, path: str) -> tuple[Route[T], dict[str, Any]] | None:
         # the candidates: the routes of the longest literal prefix of `path`
         # that some route has (see `literal_prefix`), in registration order
+        # (`_candidates`, written out here: this is every dynamic match's path)
         index = self._by_prefix or self._index()
         end = path.rfind("/", 0, self._longest)
         while end > 0:
