@@ -244,7 +244,10 @@ class PostgresPool(Pool[PostgresConnection]):
             raise translate(exc, None, self._retry_after) from exc
 
     async def close(self) -> None:
-        pool, self._pool = self._pool, None
+        # `_pool` stays set while asyncpg waits for the connections still lent
+        # out (a request that outlived the shutdown's drain): they come back
+        # through `release` as usual
+        pool = self._pool
         if pool is not None:
             try:
                 async with asyncio.timeout(self.options.acquire_timeout):
@@ -252,6 +255,8 @@ class PostgresPool(Pool[PostgresConnection]):
             except (Exception, TimeoutError) as exc:
                 logger.warning("closing the PostgreSQL pool failed (%r); terminating it", exc)
                 pool.terminate()
+            finally:
+                self._pool = None
 
     def open_connections(self) -> int:
         return self._pool.get_size() if self._pool is not None else 0
@@ -274,10 +279,12 @@ class PostgresPool(Pool[PostgresConnection]):
 
     async def release(self, conn: PostgresConnection) -> None:
         """Return `conn` to the pool; a connection that died is dropped by asyncpg."""
-        assert self._pool is not None
         conn.released = True
+        pool = self._pool
+        if pool is None:  # the pool was closed, and this connection with it
+            return
         try:
             # `raw` is typed as the connection it stands for; it is the pool's proxy.
-            await self._pool.release(conn.raw)  # type: ignore[arg-type]
+            await pool.release(conn.raw)  # type: ignore[arg-type]
         except Exception as exc:
             logger.debug("releasing a PostgreSQL connection failed: %r", exc)
