@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import sqlite3
 import time
@@ -28,6 +29,8 @@ from ._sql import split_script, to_sqlite
 __all__ = ["SQLiteConnection", "SQLitePool", "SQLiteRow", "SQLiteStatement"]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("shoal.db")
 
 # Primary result codes (the low byte of an extended code).
 _BUSY, _LOCKED, _INTERRUPT, _IOERR, _FULL, _CANTOPEN, _CONSTRAINT = 5, 6, 9, 10, 13, 14, 19
@@ -197,7 +200,10 @@ class SQLiteConnection(Connection):
 
     def _call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Submit `fn(*args)` to the connection's thread: a future of its result."""
-        return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        try:
+            return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        except RuntimeError as exc:  # its thread is gone: the pool closed the connection
+            raise DatabaseError("the connection was closed with its database") from exc
 
     async def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Call `fn(raw)` on the connection's own thread and return its result.
@@ -447,6 +453,7 @@ class SQLitePool(Pool[SQLiteConnection]):
         self._idle: asyncio.Queue[SQLiteConnection] = asyncio.Queue()
         self._all: list[SQLiteConnection] = []
         self._opening = 0
+        self._closed = False
 
     async def open(self) -> None:
         for _ in range(max(1, min(self.options.min_size, self.size))):
@@ -484,10 +491,24 @@ class SQLitePool(Pool[SQLiteConnection]):
 
     async def release(self, conn: SQLiteConnection) -> None:
         """Return `conn` to the pool, rolling back a transaction left open on it."""
+        if self._closed:  # closed under its user, who kept it past the wait in `close`
+            return
         await conn.reset()
         self._idle.put_nowait(conn)
 
     async def close(self) -> None:
+        """Close every connection, after waiting (up to `acquire_timeout`) for those
+        lent out to come back, as asyncpg's pool does."""
+        lent = len(self._all) - self._idle.qsize()
+        try:
+            async with asyncio.timeout(self.options.acquire_timeout):
+                for _ in range(lent):
+                    await self._idle.get()
+        except TimeoutError:
+            logger.warning(
+                "closing SQLite connections still in use after %ss", self.options.acquire_timeout
+            )
+        self._closed = True
         connections, self._all = self._all, []
         for conn in connections:
             await conn.close()
