@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run run-time test deps lint typecheck pytest clean bench bench-events fuzz soak
+.PHONY: run run-time test deps lint typecheck pytest clean bench bench-events bench-granian bench-ws \
+	fuzz soak bench-check bench-check-record bench-scaling
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -48,10 +49,34 @@ pytest: /usr/bin/chromium
 bench:
 	$(PYTHON) -m bench $(BENCH_ARGS)
 
+## make bench-check: a few minutes; run it before you merge a change on the request path. shoal, bare
+## granian and the fastest framework peer on json and params, interleaved rounds; fails if one of
+## shoal's ratios falls more than 5 % under bench/baseline.json (BENCH_CHECK_ARGS=--rounds 7 ...)
+bench-check:
+	$(PYTHON) -m bench.check $(BENCH_CHECK_ARGS)
+
+## make bench-check-record: measure the same and write bench/baseline.json (commit it)
+bench-check-record:
+	$(PYTHON) -m bench.check --record $(BENCH_CHECK_ARGS)
+
+## make bench-scaling: json req/s by workers (1, 2, 4, 8, 16 as the cores allow): shoal, aiohttp
+## (SO_REUSEPORT), Starlette on granian, bare granian; table and chart in .bench/scaling/
+bench-scaling:
+	$(PYTHON) -m bench.scaling $(BENCH_SCALING_ARGS)
+
 ## make bench-events: shoal vs FastStream consumers on one NATS server, and the outbox's cost;
 ## writes the Events section of docs/benchmarks.md
 bench-events:
 	$(PYTHON) -m bench.events
+
+## make bench-granian: granian's side of a response (header lists, str bodies) and its event loop
+bench-granian:
+	$(PYTHON) -m bench.granian_costs
+
+## make bench-ws: WebSocket echo round trips per second, shoal against aiohttp and Starlette
+## (bench/websockets.py; BENCH_WS_ARGS="--seconds 2 --rounds 1" for a smoke)
+bench-ws:
+	$(PYTHON) -m bench.websockets $(BENCH_WS_ARGS)
 
 ## make fuzz: atheris, coverage-guided, on both adapters (FUZZ_SECONDS=600; corpus in .fuzz/)
 FUZZ_SECONDS ?= 600

@@ -19,6 +19,7 @@ from .database import databases, postgres_version
 from .environment import (
     BENCH_DIR,
     BIN,
+    NO_DEPS,
     REQUIREMENTS,
     ensure_go_server,
     ensure_tools,
@@ -65,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=lambda v: _names(v, list(PEERS), "peer"),
         default=list(PEERS),
         help=f"comma-separated, from: {', '.join(PEERS)} (default: all; shoal's baseline "
-        "rows, shoal and shoal-db, always run)",
+        "rows, shoal, shoal-auth and shoal-db, always run)",
     )
     parser.add_argument("--duration", type=float, default=3.0, help="seconds per run (default 3)")
     parser.add_argument(
@@ -75,7 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--warmup", type=float, default=1.0, help="seconds of warm-up before a peer's first run"
     )
     parser.add_argument(
-        "--repeat", type=int, default=2,
+        "--repeat",
+        type=int,
+        default=2,
         help="rounds per workload, peers interleaved; the best round counts (default 2)",
     )
     parser.add_argument(
@@ -98,7 +101,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _versions() -> dict[str, str]:
     versions = {}
-    for line in REQUIREMENTS.read_text().splitlines():
+    lines = REQUIREMENTS.read_text().splitlines() + NO_DEPS.read_text().splitlines()
+    for line in lines:
         line = line.split("#", 1)[0].strip()
         if "==" in line:
             name, version = line.split("==", 1)

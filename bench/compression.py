@@ -143,9 +143,7 @@ async def middleware_table(items: list[dict[str, Any]]) -> None:
             micros = best * 1e6
             if app is plain:
                 base, full = micros, size
-            print(
-                f"{name:<34} {size:>6} {full - size:>6} {micros:>7.1f} {micros - base:>9.1f}"
-            )
+            print(f"{name:<34} {size:>6} {full - size:>6} {micros:>7.1f} {micros - base:>9.1f}")
     finally:
         for app in (plain, compressed):
             await app.shutdown()

@@ -22,6 +22,8 @@ BENCH_DIR = ROOT / ".bench"
 VENV = BENCH_DIR / "venv"
 BIN = VENV / "bin"
 REQUIREMENTS = ROOT / "bench" / "requirements.txt"
+NO_DEPS = ROOT / "bench" / "requirements-nodeps.txt"
+"""Peers installed `--no-deps` (their pins clash with the bench's; their deps are pinned above)."""
 GO_SOURCE = ROOT / "bench" / "apps" / "go" / "main.go"
 
 
@@ -43,7 +45,7 @@ def _stamp(*paths: Path) -> str:
 def ensure_venv() -> Path:
     """Create `.bench/venv` and install the pinned peers and shoal; return its bin/."""
     stamp_file = VENV / ".installed"
-    wanted = _stamp(REQUIREMENTS, ROOT / "pyproject.toml")
+    wanted = _stamp(REQUIREMENTS, NO_DEPS, ROOT / "pyproject.toml")
     if stamp_file.exists() and stamp_file.read_text() == wanted:
         return BIN
     say(f"installing the peers into {VENV.relative_to(ROOT)} (once)")
@@ -52,6 +54,7 @@ def ensure_venv() -> Path:
     pip = [str(BIN / "python"), "-m", "pip", "install", "-q", "--disable-pip-version-check"]
     _run([*pip, "--upgrade", "pip"])
     _run([*pip, "-r", str(REQUIREMENTS)])
+    _run([*pip, "--no-deps", "-r", str(NO_DEPS)])
     _run([*pip, "-e", str(ROOT)])
     stamp_file.write_text(wanted)
     return BIN

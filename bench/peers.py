@@ -40,7 +40,9 @@ class Peer:
     with), `variant` (shoal with one setting changed, measured for a target:
     watchdog off, parameters read by hand, a mounted Flask app, SQLite),
     `ceiling` (no framework: bare granian RSGI, raw ASGI), `framework` (a
-    Python framework shoal competes with) or `reference` (Go).
+    Python framework shoal competes with, on each server it runs on) or
+    `reference` (outside the race: Go, and socketify.py, whose handlers
+    write to uWebSockets' response directly).
     `workloads` are the workloads the peer serves (it has no row in the
     others); `unsupported` maps one of them to the reason it shows `n/a`.
     `database` (`postgresql` or `sqlite`) asks the harness for a seeded
@@ -129,7 +131,9 @@ def _go(bin_dir: Path, port: int, workers: int) -> list[str]:
 
 PEERS: list[Peer] = [
     Peer("shoal", "shoal (granian RSGI)", "shoal", _shoal("bench.apps.shoal_app:app"),
-         workloads=(*CORE, *TYPED, *AUTH)),
+         workloads=(*CORE, *TYPED)),
+    Peer("shoal-auth", "shoal (granian RSGI)", "shoal", _shoal("bench.apps.shoal_auth:app"),
+         workloads=AUTH),
     Peer("granian-rsgi", "bare granian RSGI", "ceiling",
          _granian("rsgi", "bench.apps.granian_rsgi:app")),
     Peer("raw-asgi", "raw ASGI on uvicorn", "ceiling",
@@ -158,6 +162,23 @@ PEERS: list[Peer] = [
          scales=False, scale_note="gevent's pywsgi server runs one process"),
     Peer("go", "Go net/http (reference)", "reference", _go,
          env={"GOMAXPROCS": "1"}, python=False),
+    # -- issue 16: every ASGI framework on granian too, and the fastest peers there are --
+    Peer("blacksheep-granian", "BlackSheep on granian (ASGI)", "framework",
+         _granian("asgi", "bench.apps.blacksheep_app:app")),
+    Peer("fastapi-granian", "FastAPI on granian (ASGI)", "framework",
+         _granian("asgi", "bench.apps.fastapi_app:app"), workloads=(*CORE, *TYPED, *AUTH)),
+    Peer("litestar-granian", "Litestar on granian (ASGI)", "framework",
+         _granian("asgi", "bench.apps.litestar_app:app"), workloads=(*CORE, *TYPED)),
+    Peer("falcon-granian", "Falcon (ASGI) on granian", "framework",
+         _granian("asgi", "bench.apps.falcon_app:app")),
+    Peer("emmett55", "Emmett55 on granian (RSGI)", "framework",
+         _granian("rsgi", "bench.apps.emmett55_app:app")),
+    Peer("robyn", "Robyn (Rust runtime, 1 process, 1 worker)", "framework",
+         _module("bench.apps.robyn_app")),
+    Peer("socketify", "socketify.py (uWebSockets, reference)", "reference",
+         _module("bench.apps.socketify_app")),
+    Peer("aiohttp-reuseport", "aiohttp (uvloop, SO_REUSEPORT workers)", "framework",
+         _module("bench.apps.aiohttp_reuseport"), workloads=("json",)),
     # -- shoal variants and extra peers, each for one of the issues' targets --
     Peer("shoal-no-watchdog", "shoal, watchdog off (stall_threshold=None)", "variant",
          _shoal("bench.apps.shoal_no_watchdog:app"), workloads=("json",)),
@@ -193,6 +214,12 @@ PEERS: list[Peer] = [
          database="postgresql"),
     Peer("blacksheep-db", "BlackSheep + asyncpg on uvicorn", "framework",
          _uvicorn("bench.db_peers.blacksheep_asyncpg:app"), workloads=DATABASE,
+         database="postgresql"),
+    Peer("starlette-db-granian", "Starlette + asyncpg on granian (ASGI)", "framework",
+         _granian("asgi", "bench.db_peers.starlette_asyncpg:app"), workloads=DATABASE,
+         database="postgresql"),
+    Peer("blacksheep-db-granian", "BlackSheep + asyncpg on granian (ASGI)", "framework",
+         _granian("asgi", "bench.db_peers.blacksheep_asyncpg:app"), workloads=DATABASE,
          database="postgresql"),
     Peer("shoal-runnerly", "examples/runnerly: shoal services + shoal.client", "shoal",
          _module("bench.apps.runnerly_shoal"), workloads=SYSTEM),

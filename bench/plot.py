@@ -75,12 +75,21 @@ def scaling(rows: list[dict[str, Any]], path: Path) -> None:
         if r["workload"] == "json" and not r["na"]:
             series.setdefault(r["peer"], {})[r["workers"]] = r["rps"]
     fig, ax = plt.subplots(figsize=(8, 4.5))
+    counts: set[int] = set()
     for peer, points in series.items():
         if len(points) < 2:
             continue
         xs = sorted(points)
+        counts.update(xs)
         ax.plot(xs, [points[x] for x in xs], marker="o", label=_label(peer),
                 color=COLOURS["shoal"] if peer == "shoal" else None)  # fmt: skip
+    shoal = series.get("shoal", {})
+    if 1 in shoal and len(counts) > 1:  # what shoal would serve if it scaled linearly
+        xs = sorted(counts)
+        ax.plot(xs, [shoal[1] * x for x in xs], linestyle="--", color=COLOURS["shoal"],
+                alpha=0.4, label="shoal, linear from 1 worker")  # fmt: skip
+    if counts:
+        ax.set_xticks(sorted(counts))
     ax.set_xlabel("workers")
     ax.set_ylabel("requests per second")
     ax.set_title("json: scaling with workers")

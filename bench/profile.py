@@ -19,7 +19,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .apps import granian_rsgi, shoal_untyped
+from .apps import granian_rsgi, shoal_ops_off, shoal_ratelimited, shoal_untyped
 from .apps.shoal_app import app as shoal_app
 
 PATHS = {
@@ -36,6 +36,10 @@ class _Headers(dict[str, str]):
 
     def items(self) -> list[tuple[str, str]]:  # type: ignore[override]
         return list(super().items())
+
+    def get_all(self, name: str) -> list[str]:
+        value = self.get(name)
+        return [] if value is None else [value]
 
 
 class Scope:
@@ -110,9 +114,12 @@ async def _profile(handle: Handler, target: str, count: int, top: int) -> str:
     return "\n".join(lines)
 
 
-async def session(names: list[str]) -> None:
-    """Start both shoal apps, time and profile `names`, stop them."""
-    apps = (shoal_app, shoal_untyped.app)
+async def session(names: list[str], rounds: int = 20, count: int = 5_000) -> None:
+    """Start the shoal apps, time and profile `names`, stop them.
+
+    Each figure is the minimum over `rounds` batches of `count` requests.
+    """
+    apps = (shoal_app, shoal_untyped.app, shoal_ops_off.app, shoal_ratelimited.app)
     for app in apps:
         await app.startup()
     try:
@@ -124,12 +131,14 @@ async def session(names: list[str]) -> None:
                 shoal_untyped.app.__rsgi__, PATHS["params-typed"],
             )  # fmt: skip
         if "json" in names:
+            handlers["shoal json, operations off"] = (shoal_ops_off.app.__rsgi__, PATHS["json"])
+            handlers["shoal json, rate-limited"] = (shoal_ratelimited.app.__rsgi__, PATHS["json"])
             handlers["bare RSGI json"] = (granian_rsgi.app, PATHS["json"])
-        for name, micros in (await _timings(handlers, rounds=20, count=5_000)).items():
+        for name, micros in (await _timings(handlers, rounds=rounds, count=count)).items():
             print(f"{name:<32} {micros:6.2f} µs CPU per request (in process, minimum)")
         for name, (handle, target) in handlers.items():
             print(f"\n{name} ({target}):")
-            print(await _profile(handle, target, 20_000, top=12))
+            print(await _profile(handle, target, count * 4, top=12))
     finally:
         for app in apps:
             await app.shutdown()

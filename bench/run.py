@@ -26,6 +26,7 @@ class Result:
     p50_ms: float | None = None
     p99_ms: float | None = None
     rss_mib: float = 0.0
+    worker_rss_mib: float = 0.0  # the largest one process's peak RSS (VmHWM) after the runs
     cpu_us: float | None = None  # server CPU time per request, in the best round
     errors: int = 0
     requests: int = 0
@@ -83,7 +84,11 @@ def _first_line(text: str, limit: int = 160) -> str:
 
 
 def _measure_one(
-    server: Server, workload: Workload, settings: Settings, pins: Pinning, result: Result,
+    server: Server,
+    workload: Workload,
+    settings: Settings,
+    pins: Pinning,
+    result: Result,
     first_round: bool,
 ) -> None:
     """Load `server` with `workload` once; fold the figures into `result` (best run wins)."""
@@ -112,11 +117,12 @@ def _measure_one(
         result.na = f"load failed: {exc}"
         return
     say(
-        f"{result.peer:<18} {workload.name:<20} w={result.workers} {load.rps:>10.0f} req/s  "
+        f"{result.peer:<22} {workload.name:<20} w={result.workers} {load.rps:>10.0f} req/s  "
         f"p50 {_ms(load.p50_ms)}  p99 {_ms(load.p99_ms)}  errors {load.errors}  "
         f"cpu {rss.cpu / max(load.requests, 1) * 1e6:.1f} us/req"
     )
     result.rss_mib = max(result.rss_mib, rss.peak / 1024 / 1024)
+    result.worker_rss_mib = max(result.worker_rss_mib, rss.worker / 1024 / 1024)
     result.errors += load.errors
     result.requests += load.requests
     if load.rps > result.rps:
@@ -139,19 +145,21 @@ def measure(
     bin_dir: Path,
     workers: int = 1,
     databases: Mapping[str, str] | None = None,
+    pins: Pinning | None = None,
 ) -> list[Result]:
     """Every peer on every workload it serves, `settings.repeat` rounds, the best kept.
 
     `databases` maps a backend (`postgresql`, `sqlite`) to the URL of its
     seeded database, or to `!reason` when it could not be had; a peer that
     needs one gets it as `DATABASE_URL`, or shows `n/a` with the reason.
+    `pins` overrides `pinning(workers)` (the scaling script chooses its own).
 
     All the servers are started first and stay up, idle but for the one being
     loaded; each round loads every peer once, in turn (the order reversed on
     alternate rounds), so that whatever else the machine is doing falls on
     all of them alike rather than on whichever peer ran at that moment.
     """
-    pins = pinning(workers)
+    pins = pins or pinning(workers)
     databases = databases or {}
     peers = [p for p in peers if any(p.runs(w.name) for w in workloads)]
     results = {

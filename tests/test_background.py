@@ -163,9 +163,10 @@ def test_shutdown_waits_for_running_tasks_then_cancels_late_ones() -> None:
 @pytest.mark.parametrize("kind", ["granian-rsgi", "uvicorn"])
 def test_over_http_the_answer_comes_before_the_task_ends(kind: str) -> None:
     env = {"MAIL_SERVER_READY": "0"}  # the def task blocks until the test opens the server
-    with running_server(kind, "examples.background_tasks:app", env=env) as server, httpx.Client(
-        base_url=server.url, timeout=10
-    ) as client:
+    with (
+        running_server(kind, "examples.background_tasks:app", env=env) as server,
+        httpx.Client(base_url=server.url, timeout=10) as client,
+    ):
         response = client.post("/signups", json={"email": "ada@example.org"})
         assert response.status_code == 201  # answered while the task waits
         assert response.headers["content-length"] == str(len(response.content))

@@ -20,17 +20,17 @@ import pytest
 from bench.loadgen import LoadFailed, parse
 from bench.peers import BY_NAME as PEERS
 from bench.peers import DATABASE, baseline
-from bench.report import targets
+from bench.report import markdown, ratio_rows, targets
 from bench.run import Result
-from bench.server import Server, running, session_pids, tree_rss
+from bench.server import Server, running, session_pids, tree_rss, worker_peak
 from bench.workloads import BY_NAME as WORKLOAD_NAMES
 from bench.workloads import WORKLOADS, Answer, Workload, WrongAnswer, check, fetch
 
 BIN = Path(sys.executable).parent
-DEV_PEERS = ["shoal", "granian-rsgi", "raw-asgi", "shoal-no-watchdog", "shoal-untyped",
-             "shoal-flask", "shoal-db", "shoal-jwt-nocache", "shoal-ratelimited",
+DEV_PEERS = ["shoal", "shoal-auth", "granian-rsgi", "raw-asgi", "shoal-no-watchdog",
+             "shoal-untyped", "shoal-flask", "shoal-db", "shoal-jwt-nocache", "shoal-ratelimited",
              "shoal-runnerly", "aiohttp-runnerly", "shoal-ops-off", "shoal-access-log",
-             "shoal-otel", "shoal-1000-routes"]  # fmt: skip
+             "shoal-otel", "aiohttp-reuseport", "shoal-1000-routes"]  # fmt: skip
 # shoal-db serves examples.techempower_db on a SQLite file here (PostgreSQL in the bench)
 PAIRS = [(p, w) for p in DEV_PEERS for w in WORKLOADS if PEERS[p].runs(w.name)]
 TRIO = ["shoal", "granian-rsgi", "raw-asgi"]
@@ -66,6 +66,7 @@ def test_every_workload_has_a_shoal_row_served_in_the_dev_venv() -> None:
 def test_the_server_process_tree_is_found_and_measured(server: Server) -> None:
     assert server.process.pid in session_pids(server.process.pid)
     assert tree_rss(server.process.pid) > 1024 * 1024
+    assert worker_peak(server.process.pid) > 1024 * 1024  # one process's high-water mark
 
 
 @pytest.mark.parametrize("server", TRIO, indirect=True)
@@ -178,13 +179,19 @@ def test_world_verification_rejects(body: bytes, message: str) -> None:
 
 def test_targets_compare_the_right_rows() -> None:
     results = [
-        Result("shoal", "json", 1, rps=1000, cpu_us=10),
+        Result("shoal", "json", 1, rps=1000, cpu_us=10, worker_rss_mib=40),
         Result("shoal-no-watchdog", "json", 1, rps=1010, cpu_us=10),
         Result("shoal-flask", "json", 1, rps=300, cpu_us=100),
         Result("flask-gunicorn", "json", 1, rps=200, cpu_us=150),
         Result("litestar", "json", 1, rps=500, cpu_us=40),
+        Result("blacksheep-granian", "json", 1, rps=800, cpu_us=12),
+        Result("socketify", "json", 1, rps=3000, cpu_us=3),  # a reference: never the peer
+        Result("granian-rsgi", "json", 1, rps=1250, cpu_us=8, worker_rss_mib=25),
+        Result("shoal", "plaintext", 1, rps=1000),
+        Result("blacksheep", "plaintext", 1, rps=600),
         Result("shoal-db", "db", 1, rps=900, cpu_us=50),
         Result("blacksheep-db", "db", 1, rps=1000, cpu_us=60),
+        Result("starlette-db-granian", "db", 1, rps=600, cpu_us=60),
         Result("aiohttp-db", "db", 1, rps=0, na="server failed"),
     ]
     found = targets(results)
@@ -193,12 +200,21 @@ def test_targets_compare_the_right_rows() -> None:
         (target,) = [t for t in found if words in t.text]
         return (None if target.ratio is None else round(target.ratio, 3)), target.met
 
-    assert verdict("fastest Python framework") == (2.0, True)
+    assert verdict("`json`: shoal vs the fastest framework") == (1.25, False)  # 1.4 asked
+    assert verdict("`json`: shoal vs bare granian") == (0.8, False)  # 0.9 asked
+    assert verdict("`plaintext`: shoal vs the fastest framework") == (1.667, True)
+    assert verdict("`plaintext`: shoal vs bare granian") == (None, None)  # not measured
+    assert verdict("peak RSS") == (15.0, False)  # 15 MiB more, 10 allowed
     assert verdict("watchdog") == (0.99, True)  # 1 % cost, under the 2 % goal
     assert verdict("Flask app mounted") == (1.5, True)
     assert verdict("`db`") == (0.9, False)
-    assert verdict("bare granian") == (None, None)  # not measured: no verdict
     assert verdict("`fortunes`") == (None, None)
+    table = {row[0]: row for row in ratio_rows(results)}
+    assert table["json"][1:6] == ("BlackSheep on granian (ASGI)", "1.25", "1.20", ">= 1.4",
+                                  "MISSED")  # fmt: skip
+    assert table["json"][6:] == ("0.80", "0.80", ">= 0.9", "MISSED")
+    assert table["db"][1:6] == ("BlackSheep + asyncpg on uvicorn", "0.90", "1.20", ">= 1.2",
+                                "MISSED")  # fmt: skip
 
 
 WRK_LINE = (
@@ -218,3 +234,16 @@ def test_wrk_result_line_is_parsed(pipeline: int, p50: float | None, p99: float 
 def test_wrk_output_without_result_fails() -> None:
     with pytest.raises(LoadFailed, match="no result"):
         parse("unable to connect to 127.0.0.1:1 Connection refused\n")
+
+
+def test_the_page_carries_the_ratio_table_and_the_peer_notes() -> None:
+    results = [
+        Result("shoal", "json", 1, rps=1000, cpu_us=10, worker_rss_mib=40),
+        Result("granian-rsgi", "json", 1, rps=1100, cpu_us=9, worker_rss_mib=35),
+        Result("emmett55", "json", 1, rps=600, cpu_us=16),
+    ]
+    page = markdown(results, {"cores": "2"}, "python -m bench", {}, {}, {}, "now")
+    assert "### shoal against the fastest framework peer and bare granian" in page
+    assert "| json | Emmett55 on granian (RSGI) | 1.67 | 1.60 | >= 1.4 | met |" in page
+    assert "one worker's peak RSS (VmHWM), shoal minus bare granian RSGI: +5.0 MiB" in page
+    assert "## The peers on their fastest servers (issue 16)" in page  # bench/peers.md

@@ -33,10 +33,17 @@ def test_the_cookie_header_is_parsed_leniently(headers: list[str], expected: Any
 
 
 def test_request_cookies_are_lazy_and_cached() -> None:
-    request = Request("GET", "/", headers=[("cookie", "sid=abc; theme=dark")])
-    assert not hasattr(request, "_cookies")
+    loads: list[int] = []
+
+    def load() -> list[tuple[str, str]]:
+        loads.append(1)
+        return [("cookie", "sid=abc; theme=dark")]
+
+    request = Request("GET", "/", headers=load)
+    assert loads == []  # nothing read before the cookies are asked for
     assert request.cookies == {"sid": "abc", "theme": "dark"}
     assert request.cookies is request.cookies
+    assert loads == [1]
 
 
 def test_set_cookie_has_safe_defaults() -> None:

@@ -54,4 +54,10 @@ def test_query_parsing_agrees_with_the_standard_library() -> None:
     for _ in range(5000):
         query = "".join(rng.choice(alphabet) for _ in range(rng.randint(0, 12)))
         expected = parse_qsl(query, keep_blank_values=True)
-        assert QueryParams.parse(query).multi_items() == expected, query
+        params = QueryParams.parse(query)
+        assert params.multi_items() == expected, query
+        for key in {k for k, _ in expected}:
+            values = [v for k, v in expected if k == key]
+            assert params.getall(key) == params.values_of(key) == values, query
+            assert params.get(key) == params[key] == values[0], query
+        assert params.get("missing") is None and "missing" not in params

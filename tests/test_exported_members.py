@@ -47,5 +47,6 @@ def test_internal_machinery_lives_in_private_modules() -> None:
         "testing",
         "tracing",
         "watchdog",
+        "websockets",
         "wsgi",
     }

@@ -25,7 +25,7 @@ def test_the_request_id_is_returned_and_a_sane_incoming_one_is_kept() -> None:
         refused = client.get("/items/1", headers={"x-request-id": "x" * 500})
         probe = client.get("/livez")
     assert len(set(generated)) == 3
-    assert all(re.fullmatch(r"[0-9a-f]{10}-[0-9a-f]+", rid) for rid in generated)
+    assert all(re.fullmatch(r"[0-9a-f]{10}-[0-9]+", rid) for rid in generated)
     assert kept.headers["x-request-id"] == "trace-42"
     assert refused.headers["x-request-id"] != "x" * 500
     assert "x-request-id" not in probe.headers  # probes are not observed
@@ -143,3 +143,37 @@ async def test_the_access_writer_buffers_text_lines_and_escapes_them() -> None:
     with os.fdopen(read_end, "rb") as pipe:
         [line] = pipe.read().decode().splitlines()
     assert line.endswith('shoal.access [rid-1] 10.1.2.3:4000 "GET /a\\nb" 201 5B 1.200ms')
+
+
+async def test_the_access_writer_json_line_escapes_what_a_client_sent() -> None:
+    # the line is written without a JSON encoder: it must still be one valid
+    # object, with the same fields JSONFormatter gives an access record
+    read_end, write_end = os.pipe()
+    writer = AccessLog("json", fd=write_end)
+    hostile = '/a"b\\c\nd\x1b[31m\u2028é'
+    request = Request("POST", hostile, client=("::1", 4000))
+    request.id = 'id"\n2'
+    writer(request, Response(b"hello", status=201), 0.0012345)
+    request = Request("GET", "/x")  # no route, no client
+    writer(request, Response(b"", status=404), 0.0)
+    writer.flush()
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        data = pipe.read()
+    assert data.isascii()  # non-ASCII escaped: no line separator a splitter could cut at
+    first, second = (json.loads(line) for line in data.decode().splitlines())
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", first.pop("time"))
+    assert first == {
+        "level": "info",
+        "logger": "shoal.access",
+        "message": f"POST {hostile} 201",
+        "request_id": 'id"\n2',
+        "method": "POST",
+        "route": None,
+        "path": hostile,
+        "status": 201,
+        "duration_ms": 1.234,
+        "bytes": 5,
+        "client": "::1:4000",
+    }
+    assert (second["route"], second["client"], second["duration_ms"]) == (None, None, 0.0)

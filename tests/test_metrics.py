@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from collections import Counter
 from typing import Any
@@ -11,7 +12,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from shoal import App
-from shoal.metrics import Sample, render
+from shoal.metrics import BUCKETS, Histogram, RouteStats, Sample, render
 from shoal.testing import TestClient
 from tests.apps.operations import build
 from tests.servers import running_server
@@ -120,3 +121,26 @@ async def test_samples_are_folded_every_second_without_a_scrape() -> None:
         assert stats is not None and len(stats.samples) == 5  # pending, not yet folded
         await asyncio.sleep(1.3)  # the timer folds them: memory stays bounded unscraped
         assert stats.samples == [] and stats.counts == {("GET", 200): 5}
+
+
+def test_folding_many_samples_counts_as_observing_each() -> None:
+    """`RouteStats.fold` (one sort, a search per bound) agrees with `observe` on each value."""
+    chooser = random.Random(7)
+    values = [chooser.choice([*BUCKETS, 0.0, 20.0, chooser.random() * 3]) for _ in range(2_000)]
+    one_by_one = Histogram()
+    for value in values:
+        one_by_one.observe(value)
+    stats = RouteStats("/x")
+    for index, value in enumerate(values):
+        stats.samples.append(("GET" if index % 3 else "POST", 200 + index % 2, value))
+    stats.fold()
+    stats.samples.append(("GET", 200, 0.001))  # a second fold adds to the first
+    stats.fold()
+    one_by_one.observe(0.001)
+    assert stats.durations.buckets == one_by_one.buckets
+    assert stats.durations.count == one_by_one.count == len(values) + 1
+    assert abs(stats.durations.sum - one_by_one.sum) < 1e-9
+    expected = Counter(("GET" if i % 3 else "POST", 200 + i % 2) for i in range(len(values)))
+    expected[("GET", 200)] += 1
+    assert stats.counts == dict(expected)
+    assert stats.samples == []

@@ -128,9 +128,7 @@ def test_if_range(site: Path) -> None:
     with TestClient(make_app(site)) as client:
         etag = client.get("/static/hello.txt").headers["etag"]
         fresh = client.get("/static/hello.txt", headers={"range": "bytes=0-4", "if-range": etag})
-        stale = client.get(
-            "/static/hello.txt", headers={"range": "bytes=0-4", "if-range": '"old"'}
-        )
+        stale = client.get("/static/hello.txt", headers={"range": "bytes=0-4", "if-range": '"old"'})
     assert fresh.status_code == 206 and fresh.content == b"hello"
     assert stale.status_code == 200 and stale.content == b"hello, world\n"
 
@@ -203,9 +201,7 @@ def raw_get(server: Server, target: str) -> tuple[int, bytes]:
 def served_site(request: pytest.FixtureRequest, site: Path, tmp_path: Path) -> Iterator[Server]:
     module = tmp_path / "static_app.py"
     module.write_text(
-        "from shoal import App\n"
-        "app = App()\n"
-        f"app.static('/static', {str(site)!r}, index=True)\n"
+        f"from shoal import App\napp = App()\napp.static('/static', {str(site)!r}, index=True)\n"
     )
     env = {"PYTHONPATH": f"{tmp_path}{os.pathsep}{Path(__file__).resolve().parent.parent}"}
     with running_server(request.param, "static_app:app", env=env) as server:

@@ -129,4 +129,4 @@ def test_without_a_configured_provider_nothing_is_traced() -> None:
     assert configured_tracer() is None  # no global SDK provider in this test session
     app = App()
     with TestClient(app):
-        assert app.compose() == app._guarded  # no tracing wrapper on the request path
+        assert app.compose() == app._dispatch  # no tracing wrapper on the request path

@@ -29,9 +29,7 @@ async def now(request: web.Request) -> web.Response:
 
 
 async def user(request: web.Request) -> web.Response:
-    return web.json_response(
-        {"id": int(request.match_info["id"]), "q": request.query.get("q")}
-    )
+    return web.json_response({"id": int(request.match_info["id"]), "q": request.query.get("q")})
 
 
 async def sync_io(request: web.Request) -> web.Response:

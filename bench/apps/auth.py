@@ -89,9 +89,7 @@ def token(alg: str, lifetime: float = 86_400.0) -> str:
     from joserfc import jwk, jwt
     from joserfc.errors import SecurityWarning
 
-    key = next(
-        jwk.import_key(k) for k in private_jwks()["keys"] if k["kid"] == KIDS[alg]
-    )
+    key = next(jwk.import_key(k) for k in private_jwks()["keys"] if k["kid"] == KIDS[alg])
     now = int(time.time())
     claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": SUBJECT, "iat": now,
               "exp": now + int(lifetime)}  # fmt: skip

@@ -1,4 +1,4 @@
-"""BlackSheep on uvicorn (uvloop + httptools); blocking work goes to a 40-thread pool."""
+"""BlackSheep on uvicorn (uvloop + httptools) and granian (ASGI); blocking work: 40 threads."""
 
 import asyncio
 import time

@@ -1,4 +1,4 @@
-"""Falcon's ASGI app on uvicorn (uvloop + httptools); blocking work goes to a 40-thread pool."""
+"""Falcon's ASGI app on uvicorn (uvloop + httptools) and granian; blocking work: 40 threads."""
 
 import asyncio
 import time

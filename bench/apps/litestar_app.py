@@ -1,4 +1,4 @@
-"""Litestar on uvicorn (uvloop + httptools); the blocking route runs in a 40-thread pool."""
+"""Litestar on uvicorn (uvloop + httptools) and granian; blocking route: 40 threads."""
 
 import time
 from concurrent.futures import ThreadPoolExecutor

@@ -56,9 +56,7 @@ def _post(port: int, path: str, body: object) -> dict[str, object]:
     for _ in range(100):  # a listening server may not have its worker yet
         connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
         try:
-            connection.request(
-                "POST", path, json.dumps(body), {"content-type": "application/json"}
-            )
+            connection.request("POST", path, json.dumps(body), {"content-type": "application/json"})
             response = connection.getresponse()
             data = response.read()
             if response.status == 201:

@@ -11,10 +11,8 @@ from typing import Any
 import msgspec
 
 from shoal import App, Request, Response
-from shoal.security import JWTBearer, Rate, RateLimit
 
 from . import PLAINTEXT, SLEEP, SYNC_THREADS
-from .auth import AUDIENCE, ISSUER, SUBJECT, public_jwks
 
 
 class BenchClaims(msgspec.Struct):
@@ -26,31 +24,31 @@ class BenchClaims(msgspec.Struct):
 def build(
     *,
     typed: bool = True,
+    auth: bool = False,
     jwt_cache: int = 10_000,
     rate_limited: bool = False,
     extra_routes: int = 0,
     **options: Any,
 ) -> App:
     """The bench app; `typed=False` serves `/items` by reading the request by hand,
-    `jwt_cache=0` verifies every token's signature on every request, `rate_limited`
-    puts the whole app under an (unreachable) in-process rate limit, `extra_routes`
-    registers that many more dynamic routes (`/svc{i}/items/{item_id:int}`) before
-    the `params` route."""
+    `auth` adds the `auth-*` workloads' routes (`jwt_cache=0`: every token's
+    signature verified on every request), `rate_limited` puts the whole app
+    under an (unreachable) in-process rate limit, `extra_routes` registers that
+    many more dynamic routes (`/svc{i}/items/{item_id:int}`) before the `params`
+    route.
+
+    `shoal.security` is imported only by the variants that use it: its JOSE
+    and cryptography libraries are about 12 MiB of a worker's memory, which
+    an app without tokens does not carry (the peak-RSS row compares the
+    plain app with bare granian's).
+    """
     app = App(threads=SYNC_THREADS, **options)
     if rate_limited:  # every request pays the limiter; none is refused
+        from shoal.security import Rate, RateLimit
+
         RateLimit(Rate(1e9, burst=10**9)).install(app)
-    JWTBearer(
-        BenchClaims, issuer=ISSUER, audience=AUDIENCE, algorithms=["RS256", "EdDSA"],
-        keys=public_jwks(), cache_size=jwt_cache,
-    ).install(app)
-
-    @app.get("/open")
-    async def open_route() -> dict[str, str]:
-        return {"sub": SUBJECT}
-
-    @app.get("/protected")
-    async def protected(claims: BenchClaims) -> dict[str, str]:
-        return {"sub": claims.sub}
+    if auth:
+        _add_auth(app, jwt_cache)
 
     @app.get("/json")
     async def json() -> dict[str, str]:
@@ -105,3 +103,26 @@ def build(
 
 
 app = build()
+
+
+def _add_auth(app: App, jwt_cache: int) -> None:
+    from shoal.security import JWTBearer
+
+    from .auth import AUDIENCE, ISSUER, SUBJECT, public_jwks
+
+    JWTBearer(
+        BenchClaims,
+        issuer=ISSUER,
+        audience=AUDIENCE,
+        algorithms=["RS256", "EdDSA"],
+        keys=public_jwks(),
+        cache_size=jwt_cache,
+    ).install(app)
+
+    @app.get("/open")
+    async def open_route() -> dict[str, str]:
+        return {"sub": SUBJECT}
+
+    @app.get("/protected")
+    async def protected(claims: BenchClaims) -> dict[str, str]:
+        return {"sub": claims.sub}

@@ -6,4 +6,4 @@ workloads to show what the per-token cache saves.
 
 from .shoal_app import build
 
-app = build(jwt_cache=0)
+app = build(auth=True, jwt_cache=0)

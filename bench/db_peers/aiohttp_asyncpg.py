@@ -31,9 +31,7 @@ POOL = web.AppKey("pool", asyncpg.Pool)
 
 
 async def pool_context(app: web.Application) -> AsyncIterator[None]:
-    async with asyncpg.create_pool(
-        os.environ["DATABASE_URL"], **pool_options()
-    ) as pool:
+    async with asyncpg.create_pool(os.environ["DATABASE_URL"], **pool_options()) as pool:
         app[POOL] = pool
         yield
 

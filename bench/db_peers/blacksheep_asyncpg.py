@@ -1,4 +1,4 @@
-"""BlackSheep + asyncpg, served by uvicorn (uvloop, httptools).
+"""BlackSheep + asyncpg, served by uvicorn (uvloop, httptools) or granian (ASGI).
 
     DATABASE_URL=postgresql://... uvicorn bench.db_peers.blacksheep_asyncpg:app \
         --loop uvloop --http httptools --port 8080

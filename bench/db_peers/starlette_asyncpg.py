@@ -38,9 +38,7 @@ pool: Any = None
 @asynccontextmanager
 async def lifespan(app: Starlette) -> AsyncIterator[None]:
     global pool
-    async with asyncpg.create_pool(
-        os.environ["DATABASE_URL"], **pool_options()
-    ) as opened:
+    async with asyncpg.create_pool(os.environ["DATABASE_URL"], **pool_options()) as opened:
         pool = opened
         yield
 

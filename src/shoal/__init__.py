@@ -16,6 +16,7 @@ from .errors import (
     Forbidden,
     HTTPError,
     IntegrityError,
+    InvalidMessage,
     MethodNotAllowed,
     MigrationError,
     NotFound,
@@ -32,6 +33,7 @@ from .errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
     ValidationError,
+    WebSocketDisconnect,
 )
 from .forms import FormData, UploadFile
 from .limits import Limits
@@ -41,6 +43,7 @@ from .settings import Secret, Settings
 from .sse import EventSourceResponse, ServerSentEvent
 from .staticfiles import StaticFiles
 from .watchdog import StallReport, WatchdogStatistics
+from .websockets import WebSocket
 from .wsgi import WSGIMount
 
 __version__ = "0.1.0"
@@ -69,6 +72,7 @@ __all__ = [
     "Header",
     "Headers",
     "IntegrityError",
+    "InvalidMessage",
     "JSONResponse",
     "Lifecycle",
     "Limits",
@@ -105,5 +109,7 @@ __all__ = [
     "ValidationError",
     "WSGIMount",
     "WatchdogStatistics",
+    "WebSocket",
+    "WebSocketDisconnect",
     "run_sync",
 ]

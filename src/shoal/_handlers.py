@@ -7,8 +7,8 @@ only runs its resolvers and calls the handler.
 
 Where a value can come from is decided by `Planner.sources`, a list of
 functions tried in order for each parameter; the first that returns a
-`Resolver` wins: path parameters, the `Request`, headers marked `Header()`,
-cookies marked `Cookie()`,
+`Resolver` wins: path parameters, the `WebSocket` (a WebSocket route's),
+the `Request`, headers marked `Header()`, cookies marked `Cookie()`,
 providers and resources (`_dependencies`), the JSON body, then the query
 string (`_params`); the vocabulary they share lives in `_introspect`. A
 parameter that no source claims is a `ConfigurationError` at registration.
@@ -55,6 +55,7 @@ from .errors import ConfigurationError, ValidationError
 from .requests import Request
 from .responses import Response, to_response
 from .routing import Converter
+from .websockets import WebSocket
 
 __all__ = ["HandlerPlan", "Planner", "ResultEncoder"]
 
@@ -84,6 +85,13 @@ def _request_source(param: ParamInfo) -> Resolver | None:
     return None
 
 
+def _websocket_source(param: ParamInfo) -> Resolver | None:
+    annotation = param.annotation
+    if isinstance(annotation, type) and issubclass(annotation, WebSocket):
+        return Value(param.name, "websocket", lambda socket: socket)
+    return None
+
+
 class Planner:
     """Builds `HandlerPlan`s for one app; `sources` lists where values come from, in order."""
 
@@ -92,6 +100,7 @@ class Planner:
         self.thread_pool = thread_pool
         self.sources: list[Source] = [
             _path_source,
+            _websocket_source,
             _request_source,
             header_source,
             cookie_source,
@@ -216,6 +225,12 @@ class ResultEncoder:
         return to_response(result, self.status)
 
 
+def _error(resolver: Resolver, exc: Invalid) -> dict[str, Any]:
+    # one entry of a 422's `errors`: where (location and public name) and what
+    loc = exc.loc or [resolver.location, getattr(resolver, "public", resolver.name)]
+    return {"loc": loc, "msg": exc.message}
+
+
 def _ignore_request(handler: Callable[[], Awaitable[Any]]) -> Callable[[Request], Awaitable[Any]]:
     return lambda request: handler()
 
@@ -240,6 +255,7 @@ class HandlerPlan:
         "_invoke",
         "_direct",
         "_scoped",
+        "_sync_arguments",
     )
 
     def __init__(
@@ -263,6 +279,7 @@ class HandlerPlan:
         self.call: Callable[[Request], Awaitable[Any]]
         self._direct: list[Resolver] = list(resolvers)
         self._scoped: list[tuple[str, Any]] = []
+        self._sync_arguments = False
         self.rebind()
 
     def rebind(self) -> None:
@@ -281,6 +298,8 @@ class HandlerPlan:
                 self._scoped.append((resolver.name, provider))
             else:
                 self._direct.append(resolver)
+        # no body to read and no async resolver: the arguments are found without awaiting
+        self._sync_arguments = not self.needs_body and not any(r.is_async for r in self._direct)
         if self._scoped:
             self.call = self._call_scoped
         elif self.resolvers or self.encoder is not None:
@@ -295,32 +314,51 @@ class HandlerPlan:
 
     async def arguments(self, request: Request) -> dict[str, Any]:
         """Resolve every parameter but request-scoped providers; all invalid ones → one 422."""
+        if self._sync_arguments:
+            return self._sync_resolved(request)
         if self.needs_body:
             await request.body()
         kwargs: dict[str, Any] = {}
-        errors: list[dict[str, Any]] | None = None
+        errors: list[dict[str, Any]] = []
         for resolver in self._direct:
             try:
                 value = resolver(request)
                 if resolver.is_async:
                     value = await value
             except Invalid as exc:
-                errors = errors or []
-                loc = exc.loc or [resolver.location, getattr(resolver, "public", resolver.name)]
-                errors.append({"loc": loc, "msg": exc.message})
+                errors.append(_error(resolver, exc))
                 continue
             kwargs[resolver.name] = value
         if errors:
             raise ValidationError(errors)
         return kwargs
 
+    def _sync_resolved(self, request: Request) -> dict[str, Any]:
+        # `arguments` without a coroutine: most handlers' parameters (path,
+        # query, headers, sync providers) need no await
+        kwargs: dict[str, Any] = {}
+        errors: list[dict[str, Any]] = []
+        for resolver in self._direct:
+            try:
+                kwargs[resolver.name] = resolver(request)
+            except Invalid as exc:
+                errors.append(_error(resolver, exc))
+        if errors:
+            raise ValidationError(errors)
+        return kwargs
+
     async def _call_with_args(self, request: Request) -> Any:
-        result = await self._invoke(**await self.arguments(request))
+        if self._sync_arguments:
+            result = await self._invoke(**self._sync_resolved(request))
+        else:
+            result = await self._invoke(**await self.arguments(request))
         return result if self.encoder is None else self.encoder(result)
 
     async def _call_scoped(self, request: Request) -> Any:
-        # providers alone (nothing from the request to validate): no coroutine for that
-        kwargs = await self.arguments(request) if self._direct or self.needs_body else {}
+        if self._sync_arguments:
+            kwargs = self._sync_resolved(request)
+        else:
+            kwargs = await self.arguments(request)
         scope = RequestScope(self._container, request)
         try:
             for name, provider in self._scoped:

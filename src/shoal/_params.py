@@ -434,10 +434,15 @@ _JSON_PATH = re.compile(r"\.([^.\[]+)|\[(\d+)\]|\[\.\.\.\]")
 
 def _body_error(text: str) -> tuple[str, list[str | int]]:
     """Split msgspec's `Expected ... - at `$.a[0].b`` into a message and a `loc`."""
+    return split_validation_error(text, "body")
+
+
+def split_validation_error(text: str, root: str) -> tuple[str, list[str | int]]:
+    """msgspec's `Expected ... - at `$.a[0].b`` as a message and a `loc` under `root`."""
     message, sep, where = text.rpartition(" - at `")
     if not sep:
-        return text, ["body"]
-    loc: list[str | int] = ["body"]
+        return text, [root]
+    loc: list[str | int] = [root]
     for found in _JSON_PATH.finditer(where.rstrip("`")[1:]):
         if found.group(1) is not None:
             loc.append(found.group(1))

@@ -20,7 +20,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack
 from dataclasses import dataclass, field
-from types import CodeType
+from types import CodeType, EllipsisType
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack, overload
 
 import msgspec
@@ -44,10 +44,12 @@ from .logs import AccessLog, escape, install_record_factory, log_access, set_cur
 from .metrics import Metrics, RouteStats, metrics_handler
 from .requests import BODYLESS_METHODS, Request
 from .responses import Response, check_status, problem_response, to_response
-from .routing import Mounts, Router, compile_template
+from .routing import WEBSOCKET, Mounts, Router, compile_template
 from .staticfiles import StaticFiles
 from .tracing import configured_tracer, trace_requests
 from .watchdog import DEFAULT_STALL_THRESHOLD, Watchdog, WatchdogStatistics
+from .websockets import OpenSockets, WebSocket, WebSocketLimits
+from .websockets import serve as serve_websocket
 from .wsgi import WSGIMount
 
 if TYPE_CHECKING:
@@ -129,6 +131,8 @@ class Endpoint:
     """Its metrics (None when the app has none)."""
     observed: bool = True
     """False for the operations routes (health, metrics): no metrics, ids or access log."""
+    websocket: WebSocketLimits | None = None
+    """A WebSocket route's limits (`App.websocket`); None for an HTTP route."""
 
 
 class Lifecycle(enum.Enum):
@@ -172,7 +176,7 @@ class App:
     limits on clients (`max_header_size`, `max_request_line`,
     `header_timeout`, `body_timeout`, `keep_alive`, `max_connections`,
     `backlog`, `handler_timeout`, `drain_timeout`, `stream_buffer`,
-    `memory_limit`) are
+    `memory_limit`, `websocket_max_message_size`, `websocket_idle_timeout`) are
     described, with their defaults, in `shoal.limits`; `app.limits` holds
     them all. `threads` (40) and
     `max_queue` (200) size the pool that runs plain `def` handlers, mounted
@@ -214,6 +218,8 @@ class App:
         drain_timeout: float = Limits.drain_timeout,
         stream_buffer: int = Limits.stream_buffer,
         memory_limit: int | None = Limits.memory_limit,
+        websocket_max_message_size: int = Limits.websocket_max_message_size,
+        websocket_idle_timeout: float | None = Limits.websocket_idle_timeout,
         threads: int = DEFAULT_THREADS,
         max_queue: int = DEFAULT_QUEUE,
         stall_threshold: float | None = DEFAULT_STALL_THRESHOLD,
@@ -243,6 +249,8 @@ class App:
             drain_timeout=drain_timeout,
             stream_buffer=stream_buffer,
             memory_limit=memory_limit,
+            websocket_max_message_size=websocket_max_message_size,
+            websocket_idle_timeout=websocket_idle_timeout,
         )
         self.max_body_size = max_body_size
         self._handler_timeout = handler_timeout
@@ -265,13 +273,16 @@ class App:
         self._shutdown_hooks: list[Callable[[], Any]] = []
         self._entry: Handler = self._dispatch  # what handle() calls, once composed
         self._inner: Handler = self._dispatch  # the middleware chain, innermost is routing
-        self._direct = True  # whether _dispatch is the entry (no middleware, nothing observed)
+        self._dispatch_is_entry = True  # no middleware: _dispatch is the entry handler
+        self._observing = False  # metrics, request ids or the access log: decided on composing
         self._exit_stack: AsyncExitStack | None = None
         self._asgi: ASGIAdapter | None = None
         self._rsgi: RSGIAdapter | None = None
         self.openapi_contributors: list[Callable[[App, dict[str, Any]], None]] = []
         """Functions that complete the OpenAPI document (`shoal.security` adds its schemes)."""
         self.health = Health(self.watchdog)
+        self.websockets = OpenSockets(self.health.is_draining)
+        """The open WebSockets (`shoal.websockets`), closed with 1001 at shutdown."""
         self.metrics: Metrics | None = Metrics(self) if metrics_url is not None else None
         self._tracer_provider = tracer_provider
         self._request_ids = request_ids
@@ -369,6 +380,76 @@ class App:
     def delete(self, path: str, **options: Unpack[RouteOptions]) -> Callable[[F], F]:
         """Register the decorated function for `DELETE` on `path`."""
         return self.route(path, ["DELETE"], **options)
+
+    def websocket(
+        self,
+        path: str,
+        *,
+        max_message_size: int | None = None,
+        idle_timeout: float | EllipsisType | None = ...,
+        **options: Unpack[RouteOptions],
+    ) -> Callable[[F], F]:
+        """Register the decorated function as the WebSocket handler of `path`.
+
+        It receives a `WebSocket` (declare a parameter of that type) and path
+        parameters, headers, cookies, query parameters and providers as an
+        HTTP handler does. `max_message_size` and `idle_timeout` (None: no
+        timeout) override the app's `websocket_*` limits for this route; of
+        the `RouteOptions`, those that describe it in OpenAPI apply
+        (`summary`, `description`, `tags`, `deprecated`, `include_in_schema`).
+        See `shoal.websockets`.
+        """
+
+        def decorate(handler: F) -> F:
+            self.add_websocket_route(
+                path,
+                handler,
+                max_message_size=max_message_size,
+                idle_timeout=idle_timeout,
+                **options,
+            )
+            return handler
+
+        return decorate
+
+    def add_websocket_route(
+        self,
+        path: str,
+        handler: Callable[..., Any],
+        *,
+        max_message_size: int | None = None,
+        idle_timeout: float | EllipsisType | None = ...,
+        **options: Unpack[RouteOptions],
+    ) -> Endpoint:
+        """Register `handler` as the WebSocket handler of `path` (the non-decorator form)."""
+        self._check_registering(f"add the WebSocket route {path!r}")
+        checked = _check_options(path, dict(options))
+        compiled = compile_template(path)
+        plan = self.planner.plan(handler, compiled[0])
+        if not any(r.location == "websocket" for r in plan.resolvers):
+            raise ConfigurationError(
+                f"WebSocket handler {plan.name} must take a parameter annotated WebSocket"
+            )
+        if not plan.is_async:
+            raise ConfigurationError(
+                f"WebSocket handler {plan.name} must be an async def: a socket is awaited"
+            )
+        bodies = [r.name for r in plan.resolvers if r.location in ("body", "form")]
+        if bodies:
+            raise ConfigurationError(
+                f"WebSocket handler {plan.name}: parameter {bodies[0]!r} would be a request "
+                "body, which a handshake has not; read messages with socket.receive_json(type=...)"
+            )
+        limits = WebSocketLimits(max_message_size, idle_timeout)
+        endpoint = Endpoint(path, [WEBSOCKET], handler, plan, plan.name, checked, websocket=limits)
+        self.router.add(path, [WEBSOCKET], endpoint, compiled)
+        self.endpoints.append(endpoint)
+        return endpoint
+
+    async def handle_websocket(self, socket: WebSocket) -> None:
+        """Serve one WebSocket connection to its end (the adapters call this). Never raises."""
+        self.compose()
+        await serve_websocket(self, socket, self.websockets)
 
     def mount(self, prefix: str, app: WSGIApplication) -> WSGIMount:
         """Serve the WSGI application `app` (a Flask app, say) under `prefix`.
@@ -527,6 +608,7 @@ class App:
             return
         self.compose()
         self._lifecycle = Lifecycle.RUNNING
+        self.websockets.reopen()
         stack = AsyncExitStack()
         try:
             stack.push_async_callback(asyncio.to_thread, self.thread_pool.close)
@@ -544,6 +626,7 @@ class App:
             self.watchdog.start(self.endpoints, self._entry_codes(), self._route_of)
             stack.callback(self.watchdog.stop)
             self._start_operations(stack)
+            stack.push_async_callback(self.websockets.aclose)  # first of all: 1001 to each
         except BaseException as exc:
             self._lifecycle = Lifecycle.STOPPED
             await stack.aclose()
@@ -622,9 +705,9 @@ class App:
             self._inner = chain
             if self._access_log is None:  # decided now: the entry handler depends on it
                 self._access_log = os.environ.get("SHOAL_ACCESS_LOG", "") not in ("", "0")
-            observed = self.metrics or self._request_ids or self._access_log
-            self._direct = not (self._middleware or observed)
-            self._entry = self._dispatch if self._direct else self._guarded
+            self._observing = bool(self.metrics or self._request_ids or self._access_log)
+            self._dispatch_is_entry = not self._middleware
+            self._entry = self._dispatch if self._dispatch_is_entry else self._guarded
             self._lifecycle = Lifecycle.COMPOSED
         return self._entry
 
@@ -632,44 +715,32 @@ class App:
         """Answer `request`. Never raises: every error becomes a problem response."""
         return await self.compose()(request)
 
-    # The HEAD rule (`Response.strip_body`) is applied once, by the entry
-    # handler: `_dispatch` when there is neither middleware nor anything to
-    # observe, else `_guarded`, around the middleware (which may answer a
-    # HEAD itself).
+    # The entry handler is `_dispatch` itself when there is no middleware
+    # (one coroutine frame a request, the cheapest path), else `_guarded`
+    # around the middleware chain. The entry applies the HEAD rule
+    # (`Response.strip_body`) once, and the operations observe there: they
+    # start in `_begin` and end in `_observed`, or in `_end` when the request
+    # is cancelled (its client went away) and no response comes back.
 
     async def _guarded(self, request: Request) -> Response:
-        # around the middleware chain: an exception raised by a middleware
-        # itself becomes a problem response too; operations record here
-        metrics = self.metrics
-        started = time.perf_counter()
-        if metrics is not None:
-            metrics.in_progress += 1
-        set_current_request(request)
+        # around the middleware: an exception raised by a middleware itself
+        # becomes a problem response too
+        started = self._begin(request) if self._observing else 0.0
         try:
-            try:
-                response = await self._inner(request)
-            except Exception as exc:
-                response = self._error_response(request, exc)
-        finally:
-            if metrics is not None:
-                metrics.in_progress -= 1
+            response = await self._inner(request)
+        except Exception as exc:
+            response = self._error_response(request, exc)
+        except BaseException:
+            self._end()
+            raise
         if request.method == "HEAD":
             response.strip_body()
-        endpoint = request.endpoint
-        if endpoint is None or endpoint.observed:
-            if self._request_ids:
-                response.headers = [*response.headers, ("x-request-id", request.id)]
-            seconds = time.perf_counter() - started
-            if metrics is not None:
-                stats = endpoint.stats if endpoint is not None else None
-                (stats or metrics.unmatched).samples.append(
-                    (request.method, response.status, seconds)
-                )
-            if self._access_log:
-                self._log_access(request, response, seconds)
-        return response
+        return self._observed(request, response, started) if self._observing else response
 
     async def _dispatch(self, request: Request) -> Response:
+        entry = self._dispatch_is_entry
+        observing = entry and self._observing
+        started = self._begin(request) if observing else 0.0
         method = request.method
         try:
             endpoint, params = self.router.match(method, request.path)
@@ -679,19 +750,60 @@ class App:
             try:
                 if endpoint is None:  # OPTIONS that no handler claims
                     allow = ", ".join(self.router.allowed(request.path))
-                    return Response(status=204, headers=[("allow", allow)])
-                request.path_params = params
-                request.endpoint = endpoint
-                if method not in BODYLESS_METHODS:
-                    request.check_declared_size()
-                if self._handler_timeout is None:
-                    response = to_response(await endpoint.plan.call(request))
+                    response = Response(status=204, headers=[("allow", allow)])
                 else:
-                    response = to_response(await self._timed(endpoint, request))
+                    request.path_params = params
+                    request.endpoint = endpoint
+                    if method not in BODYLESS_METHODS:
+                        request.check_declared_size()
+                    if self._handler_timeout is None:
+                        response = to_response(await endpoint.plan.call(request))
+                    else:
+                        response = to_response(await self._timed(endpoint, request))
             except Exception as exc:
                 response = self._error_response(request, exc)
-        if method == "HEAD" and self._direct:  # else _guarded strips it
-            response.strip_body()
+            except BaseException:
+                if observing:
+                    self._end()
+                raise
+        if entry:
+            if method == "HEAD":
+                response.strip_body()
+            if observing:
+                return self._observed(request, response, started)
+        return response
+
+    def _begin(self, request: Request) -> float:
+        # a request starts: its id goes on log records, the gauge counts it
+        set_current_request(request)
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.in_progress += 1
+        return time.perf_counter()
+
+    def _end(self) -> None:
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.in_progress -= 1
+
+    def _observed(self, request: Request, response: Response, started: float) -> Response:
+        # a request is answered: its id goes back, metrics and the access log record it
+        metrics = self.metrics
+        if metrics is not None:
+            metrics.in_progress -= 1
+        endpoint = request.endpoint
+        if endpoint is None or endpoint.observed:
+            if self._request_ids:
+                # in place: a response is built for its request (docs/guide.md, Responses)
+                response.headers.append(("x-request-id", request.id))
+            seconds = time.perf_counter() - started
+            if metrics is not None:
+                stats = endpoint.stats if endpoint is not None else None
+                (stats or metrics.unmatched).samples.append(
+                    (request.method, response.status, seconds)
+                )
+            if self._access_log:
+                self._log_access(request, response, seconds)
         return response
 
     async def _unrouted(self, request: Request, exc: HTTPError) -> Response:
@@ -707,10 +819,22 @@ class App:
             return self._error_response(request, error)
         target = self.router.alternate(request.path) if isinstance(exc, NotFound) else None
         if target is None:
-            return problem_response(exc)
+            return problem_response(self._upgrade_required(request, exc))
         if request.query_string:
             target += "?" + request.query_string
         return Response(status=308, headers=[("location", target)])
+
+    def _upgrade_required(self, request: Request, exc: HTTPError) -> HTTPError:
+        # a plain GET to a path that only a WebSocket route answers: 426, saying how
+        if isinstance(exc, MethodNotAllowed) and request.method in ("GET", "HEAD"):
+            found = self.router.find(request.path)
+            if found is not None and WEBSOCKET in found[0].handlers:
+                return HTTPError(
+                    426,
+                    f"{request.path} is a WebSocket endpoint: connect with a WebSocket handshake.",
+                    headers={"upgrade": "websocket", "connection": "Upgrade"},
+                )
+        return exc
 
     async def _timed(self, endpoint: Endpoint, request: Request) -> Any:
         # the opt-in handler timeout: the handler's await is cancelled (a plain

@@ -96,17 +96,42 @@ class QueryParams(_MultiMapping):
 
     __slots__ = ()
 
+    # Keys are taken as they are: the lookups below skip `_norm` (a call each).
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """The first value of `key`, or `default`."""
+        values = self._index.get(key)
+        return values[0] if values is not None else default
+
+    def values_of(self, key: str) -> list[str] | None:
+        """Every value of `key` as the mapping holds them (read-only, not a copy), or None."""
+        return self._index.get(key)
+
     @classmethod
     def parse(cls, query_string: str) -> QueryParams:
         """Parse `a=1&b=2` (percent-decoding, `+` as space, blanks kept)."""
         if "%" in query_string or "+" in query_string or ";" in query_string:
-            return cls(parse_qsl(query_string, keep_blank_values=True))
-        # nothing to decode (the usual case): a plain split is several times
-        # faster than parse_qsl and gives the same pairs
-        return cls(
-            (key, value)
-            for key, _, value in (part.partition("=") for part in query_string.split("&") if part)
-        )
+            pairs = parse_qsl(query_string, keep_blank_values=True)
+        else:
+            # nothing to decode (the usual case): a plain split is several
+            # times faster than parse_qsl and gives the same pairs
+            pairs = []
+            for part in query_string.split("&"):
+                if part:
+                    key, _, value = part.partition("=")
+                    pairs.append((key, value))
+        # built here rather than by __init__: one pass, no generator, no _norm
+        params = cls.__new__(cls)
+        params._items = pairs
+        index: dict[str, list[str]] = {}
+        for key, value in pairs:
+            values = index.get(key)
+            if values is None:
+                index[key] = [value]
+            else:
+                values.append(value)
+        params._index = index
+        return params
 
 
 class State:

@@ -13,6 +13,8 @@ ShoalError                      base of everything shoal raises
 │   └── DatabaseUnavailable *   503: unreachable, pool exhausted, busy, statement timed out
 ├── EventsError                 shoal.events: the broker refused an operation or a stream is wrong
 │   └── EventBusUnavailable *   503: the broker cannot be reached or did not confirm in time
+├── WebSocketDisconnect         shoal.websockets: the socket closed (carries `code` and `reason`)
+├── InvalidMessage              shoal.websockets: a JSON message did not decode or validate (1007)
 └── HTTPError                   an error with an HTTP status, sent as RFC 9457 problem+json
     ├── BadRequest              400: malformed body, unreadable body, bad framing
     ├── NotFound                404: no route for the path
@@ -62,6 +64,7 @@ __all__ = [
     "Forbidden",
     "HTTPError",
     "IntegrityError",
+    "InvalidMessage",
     "MethodNotAllowed",
     "MigrationError",
     "NotFound",
@@ -78,6 +81,7 @@ __all__ = [
     "UpstreamTimeout",
     "UpstreamUnavailable",
     "ValidationError",
+    "WebSocketDisconnect",
 ]
 
 
@@ -431,3 +435,31 @@ def malformed_json(exc: Exception, body: bytes) -> BadRequest:
     else:
         detail = f"Malformed JSON body: {exc}"
     return BadRequest(detail=detail)
+
+
+class WebSocketDisconnect(ShoalError):
+    """The WebSocket closed: raised by `receive*()` once the client (or the server) closed it.
+
+    `code` is the close code (1000 a normal close; 1005 when the close frame
+    carried none, as under granian's RSGI), `reason` its text. A handler
+    need not catch it: the app ends the connection quietly.
+    """
+
+    def __init__(self, code: int = 1000, reason: str = "") -> None:
+        self.code = code
+        self.reason = reason
+        super().__init__(f"the WebSocket closed with {code}" + (f": {reason}" if reason else ""))
+
+
+class InvalidMessage(ShoalError):
+    """A WebSocket message that `receive_json(type=...)` could not decode or validate.
+
+    `errors` lists what was wrong as `{"loc": [...], "msg": ...}`, like a
+    `ValidationError`'s. The socket stays open: a handler may catch it and
+    answer; uncaught, the app closes the socket with 1007 (invalid payload).
+    """
+
+    def __init__(self, errors: list[dict[str, Any]]) -> None:
+        self.errors = errors
+        text = "; ".join(f"{e['msg']} at {'.'.join(map(str, e['loc']))}" for e in errors)
+        super().__init__(f"invalid WebSocket message: {text}")

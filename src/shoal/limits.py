@@ -18,6 +18,8 @@ its options (`--body-timeout 10`) override them. Who enforces which:
 | `drain_timeout` | 30 s | `shoal run` | the worker is killed |
 | `stream_buffer` | 256 KiB | shoal | the stream's iterator waits |
 | `memory_limit` | off | the kernel (a worker's `RLIMIT_DATA`) | MemoryError: a 500 |
+| `websocket_max_message_size` | 1 MiB | shoal (per message; per route too) | close 1009 |
+| `websocket_idle_timeout` | 300 s | shoal (no message either way; per route too) | close 1001 |
 
 granian starts its header timer when a connection waits for a request head,
 so `header_timeout` is also how long an idle keep-alive connection stays
@@ -50,6 +52,8 @@ class Limits:
     drain_timeout: float = 30.0
     stream_buffer: int = 256 * 1024
     memory_limit: int | None = None
+    websocket_max_message_size: int = 1024 * 1024
+    websocket_idle_timeout: float | None = 300.0
 
     def __post_init__(self) -> None:
         for field in fields(self):

@@ -37,6 +37,7 @@ import logging
 import os
 import sys
 import time
+from json.encoder import encode_basestring_ascii as _quote  # C; non-ASCII as \uXXXX
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -128,10 +129,28 @@ def _access_fields(request: Request, response: Response, seconds: float) -> dict
         "route": endpoint.template if endpoint is not None else None,
         "path": request.path,
         "status": response.status,
-        "duration_ms": round(seconds * 1000, 3),
+        "duration_ms": int(seconds * 1e6) / 1000,  # to the microsecond; round() costs 10x
         "bytes": len(response.body),
         "client": f"{client[0]}:{client[1]}" if client else None,
     }
+
+
+def _json_access_line(now: str, request: Request, response: Response, seconds: float) -> bytes:
+    # JSONFormatter's access record, written directly: one f-string with the
+    # untrusted strings escaped by the json module's C encoder, about half the
+    # cost of building the fields' dict and encoding it
+    method, path, status = request.method, request.path, response.status
+    endpoint = request.endpoint
+    client = request.client
+    return (
+        f'{{"time":"{now}","level":"info","logger":"shoal.access",'
+        f'"message":{_quote(f"{method} {path} {status}")},"request_id":{_quote(request.id)},'
+        f'"method":{_quote(method)},'
+        f'"route":{_quote(endpoint.template) if endpoint is not None else "null"},'
+        f'"path":{_quote(path)},"status":{status},"duration_ms":{int(seconds * 1e6) / 1000},'
+        f'"bytes":{len(response.body)},'
+        f'"client":{_quote(f"{client[0]}:{client[1]}") if client else "null"}}}\n'
+    ).encode()
 
 
 def log_access(request: Request, response: Response, seconds: float) -> None:
@@ -167,31 +186,31 @@ class AccessLog:
         self.scheduled = False
         self._second = -1
         self._prefix = ""  # the formatted time up to the second: one isoformat a second
+        self._millisecond = -1
+        self._now = ""  # the formatted time: busy, a worker writes many lines a millisecond
 
     def _time(self) -> str:
         now = time.time()
-        second = int(now)
-        if second != self._second:
-            self._second, self._prefix = second, _iso(second)[:-5]  # drop ".000Z"
-        return f"{self._prefix}.{int((now - second) * 1000):03d}Z"
+        millisecond = int(now * 1000)
+        if millisecond != self._millisecond:
+            self._millisecond = millisecond
+            second = millisecond // 1000
+            if second != self._second:
+                self._second, self._prefix = second, _iso(second)[:-5]  # drop ".000Z"
+            self._now = f"{self._prefix}.{millisecond % 1000:03d}Z"
+        return self._now
 
     def __call__(self, request: Request, response: Response, seconds: float) -> None:
-        access = _access_fields(request, response, seconds)
-        now = self._time()
-        request_id = request.id
         if self.json:
-            message = f"{request.method} {request.path} {response.status}"
-            line = {"time": now, "level": "info", "logger": "shoal.access", "message": message}
-            line["request_id"] = request_id
-            line.update(access)
-            self.buffer += _encode(line)
+            self.buffer += _json_access_line(self._time(), request, response, seconds)
         else:
+            access = _access_fields(request, response, seconds)
             self.buffer += (
-                f'{now} INFO    shoal.access [{escape(request_id)}] {access["client"] or "-"} '
+                f"{self._time()} INFO    shoal.access [{escape(request.id)}] "
+                f"{access['client'] or '-'} "
                 f'"{request.method} {escape(request.path)}" {response.status} '
-                f"{access['bytes']}B {access['duration_ms']:.3f}ms"
+                f"{access['bytes']}B {access['duration_ms']:.3f}ms\n"
             ).encode()
-        self.buffer += b"\n"
         if len(self.buffer) > self.LIMIT:
             self.flush()
         elif not self.scheduled:
@@ -222,7 +241,6 @@ def _time(record: logging.LogRecord) -> str:
 def _iso(seconds: float) -> str:
     moment = datetime.datetime.fromtimestamp(seconds, datetime.UTC)
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
 
 
 _encode = msgspec.json.Encoder().encode

@@ -37,21 +37,45 @@ HeaderLoader = Callable[[], list[tuple[str, str]]]
 
 _json_decode = msgspec.json.Decoder().decode
 
+
 # Generated request ids are a random per-process prefix and a counter: unique
-# across workers and restarts in practice, and far cheaper than a uuid4.
-_id_prefix = os.urandom(5).hex()
-_id_counter = itertools.count(1)
+# across workers and restarts in practice, and far cheaper than a uuid4. The
+# counter is written in decimal (`str` of an int costs half as much as hex),
+# and the next id is one call into C: `map` objects joining prefix and count.
+def _id_source() -> Callable[[], str]:
+    prefix = os.urandom(5).hex() + "-"
+    return map(prefix.__add__, map(str, itertools.count(1))).__next__
+
+
+_next_id = _id_source()
 
 
 def _reseed_ids() -> None:
-    global _id_prefix, _id_counter
-    _id_prefix = os.urandom(5).hex()
-    _id_counter = itertools.count(1)
+    global _next_id
+    _next_id = _id_source()
 
 
 os.register_at_fork(after_in_child=_reseed_ids)  # forked workers must not repeat ids
 
 _MAX_ID_LENGTH = 200
+
+UNREAD = object()
+"""`Request._client` before the transport was asked (adapters' requests start with it)."""
+
+_peers: dict[str, tuple[str, int] | None] = {}
+
+
+def _peer(address: str) -> tuple[str, int] | None:
+    # "host:port" (granian's form) parsed once per connection, not once per
+    # request: a keep-alive connection sends its requests from one address
+    found = _peers.get(address, UNREAD)
+    if found is UNREAD:
+        host, _, port = address.rpartition(":")
+        found = (host.strip("[]"), int(port)) if port.isdigit() else None
+        if len(_peers) >= 4096:  # bounded: at most a few thousand connections' worth
+            _peers.clear()
+        _peers[address] = found
+    return found  # type: ignore[return-value]
 
 
 # Methods whose requests carry no body in practice: no size check, no draining.
@@ -143,9 +167,9 @@ class Request:
     `(host, port)` or a `"host:port"` string.
     """
 
-    # Lazily computed slots are left unset until first use (read through
-    # try/except AttributeError): building a request on the hot path then
-    # stores seven references and nothing else.
+    # Lazily computed slots hold None until first use. (Left unset and read
+    # through try/except AttributeError, each first read would raise and
+    # catch an exception: about 1 us, the cost of fifty stores of None.)
     __slots__ = (
         "method",
         "path",
@@ -170,23 +194,23 @@ class Request:
         "_cookies",
         "_form",
     )
-    _client: tuple[str, int] | str | None
+    _client: tuple[str, int] | str | object | None  # UNREAD: not asked yet
     path_params: dict[str, Any]
     """The converted path parameters of the matched route (empty before routing)."""
     endpoint: Endpoint | None
     """The route's endpoint once routed (`endpoint.template` is the route); None before."""
-    _headers: Headers
-    _query: QueryParams
-    _state: State
-    _body: bytes
+    _headers: Headers | None
+    _query: QueryParams | None
+    _state: State | None
+    _body: bytes | None
     _consumed: bool
-    _raw_path: bytes
-    _limit: int
+    _raw_path: bytes | None
+    _limit: int | None
     _id: str | None
-    _host: str
-    _scheme: str
-    _cookies: dict[str, str]
-    _form: FormData
+    _host: str | None
+    _scheme: str | None
+    _cookies: dict[str, str] | None
+    _form: FormData | None
 
     def __init__(
         self,
@@ -202,21 +226,28 @@ class Request:
         raw_path: bytes | None = None,
         max_body_size: int | None = None,
     ) -> None:
+        self._unset_lazy()
         self.method = method
         self.path = path
         self._query_string = query_string
         self.app = app
         self._headers_source = headers
         self._stream = body
-        self._client = client
+        if client is not None:
+            self._client = client
         self._connection = connection
         self.path_params = {}
         self.endpoint = None
-        self._id = None
-        if raw_path is not None:
-            self._raw_path = raw_path
-        if max_body_size is not None:
-            self._limit = max_body_size
+        self._raw_path = raw_path
+        self._limit = max_body_size
+
+    def _unset_lazy(self) -> None:
+        # what is computed on first use starts as None (see `__slots__`)
+        self._id = self._headers = self._query = self._state = self._body = None
+        self._raw_path = self._limit = self._host = self._scheme = None
+        self._cookies = self._form = None
+        self._consumed = False
+        self._client = UNREAD
 
     @property
     def query_string(self) -> str:
@@ -226,11 +257,10 @@ class Request:
     @property
     def scheme(self) -> str:
         """`http` or `https` (as the server saw it, unless middleware set it)."""
-        try:
-            return self._scheme
-        except AttributeError:
-            scheme: str = self._connection.scheme
-            return scheme
+        scheme: str | None = self._scheme
+        if scheme is None:
+            scheme = self._connection.scheme
+        return scheme
 
     @scheme.setter
     def scheme(self, value: str) -> None:
@@ -240,10 +270,8 @@ class Request:
     @property
     def host(self) -> str:
         """The host the client asked for: the `Host` header, unless middleware set it."""
-        try:
-            return self._host
-        except AttributeError:
-            return self.headers.get("host", "")
+        host = self._host
+        return self.headers.get("host", "") if host is None else host
 
     @host.setter
     def host(self, value: str) -> None:
@@ -258,25 +286,22 @@ class Request:
     @property
     def max_body_size(self) -> int:
         """The largest body this request may have (the app's `max_body_size`)."""
-        try:
-            return self._limit
-        except AttributeError:
+        limit = self._limit
+        if limit is None:
             limit = self._limit = (
                 self.app.max_body_size if self.app is not None else DEFAULT_MAX_BODY_SIZE
             )
-            return limit
+        return limit
 
     @property
     def client(self) -> tuple[str, int] | None:
         """The peer's `(host, port)`, when the server knows it."""
-        try:
-            client = self._client
-        except AttributeError:
+        client = self._client
+        if client is UNREAD:
             client = self._client = self._client_address()
         if isinstance(client, str):
-            host, _, port = client.rpartition(":")
-            client = self._client = (host.strip("[]"), int(port)) if port.isdigit() else None
-        return client
+            client = self._client = _peer(client)
+        return client  # type: ignore[return-value]  # a tuple or None by now
 
     @client.setter
     def client(self, value: tuple[str, int] | None) -> None:
@@ -289,20 +314,18 @@ class Request:
     @property
     def raw_path(self) -> bytes:
         """The path as sent, still percent-encoded (re-encoded where the server decoded it)."""
-        try:
-            return self._raw_path
-        except AttributeError:
+        raw = self._raw_path
+        if raw is None:
             raw = self._raw_path = quote(self.path, safe="/:@!$&'()*+,;=-._~").encode("ascii")
-            return raw
+        return raw
 
     @property
     def headers(self) -> Headers:
         """The request headers, case-insensitive and multi-valued."""
-        try:
-            return self._headers
-        except AttributeError:
+        headers = self._headers
+        if headers is None:
             headers = self._headers = Headers(self._header_items())
-            return headers
+        return headers
 
     def header(self, name: str) -> str | None:
         """The first value of header `name` (lower case), or None.
@@ -325,29 +348,26 @@ class Request:
         without `=` is skipped; of two cookies with one name, the first wins
         (browsers send the one with the longest path first).
         """
-        try:
-            return self._cookies
-        except AttributeError:
+        cookies = self._cookies
+        if cookies is None:
             cookies = self._cookies = parse_cookie_header(self.headers.getall("cookie") or [])
-            return cookies
+        return cookies
 
     @property
     def query(self) -> QueryParams:
         """The parsed query string; `request.query.getall("tag")` for repeats."""
-        try:
-            return self._query
-        except AttributeError:
+        query = self._query
+        if query is None:
             query = self._query = QueryParams.parse(self.query_string)
-            return query
+        return query
 
     @property
     def state(self) -> State:
         """Per-request attributes set by middleware and dependencies."""
-        try:
-            return self._state
-        except AttributeError:
+        state = self._state
+        if state is None:
             state = self._state = State()
-            return state
+        return state
 
     @property
     def id(self) -> str:
@@ -368,7 +388,7 @@ class Request:
             ):
                 found = incoming
             else:
-                found = f"{_id_prefix}-{next(_id_counter):x}"
+                found = _next_id()
             self._id = found
         return found
 
@@ -401,10 +421,10 @@ class Request:
 
     async def stream(self) -> AsyncIterator[bytes]:
         """Yield the body in chunks as they arrive, enforcing `max_body_size`."""
-        if hasattr(self, "_body"):
+        if self._body is not None:
             yield self._body
             return
-        if hasattr(self, "_consumed"):
+        if self._consumed:
             raise RuntimeError("the request body was already streamed")
         self._consumed = True
         self.check_declared_size()
@@ -437,12 +457,11 @@ class Request:
 
     async def body(self) -> bytes:
         """The whole body; 413 past `max_body_size`, 400 if it cannot be read."""
-        try:
-            return self._body
-        except AttributeError:
+        body = self._body
+        if body is None:
             chunks = [chunk async for chunk in self.stream()]
             body = self._body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            return body
+        return body
 
     @property
     def received_body(self) -> bytes:
@@ -450,10 +469,10 @@ class Request:
 
         Raises `RuntimeError` when the body has not been read yet.
         """
-        try:
-            return self._body
-        except AttributeError:
-            raise RuntimeError("the request body has not been read: await request.body()") from None
+        body = self._body
+        if body is None:
+            raise RuntimeError("the request body has not been read: await request.body()")
+        return body
 
     async def form(
         self,
@@ -467,9 +486,8 @@ class Request:
         Parsed once (later calls return the same `FormData`); 415 for another
         content type, 400 when malformed, 413 past a limit.
         """
-        try:
-            return self._form
-        except AttributeError:
+        form = self._form
+        if form is None:
             form = self._form = await parse_form(
                 self.headers.get("content-type", ""),
                 self.stream(),
@@ -477,7 +495,7 @@ class Request:
                 max_field_size=max_field_size,
                 spool_size=spool_size,
             )
-            return form
+        return form
 
     async def json(self) -> Any:
         """The body decoded as JSON; 400 naming the position of a syntax error."""

@@ -27,8 +27,6 @@ __all__ = [
     "SameSite",
     "StreamingResponse",
     "check_status",
-
-
     "cookie_header",
     "no_body",
     "problem_response",
@@ -70,7 +68,7 @@ def check_status(status: int) -> int:
 # (printable US-ASCII but space, DQUOTE, comma, semicolon and backslash),
 # optionally between double quotes.
 _COOKIE_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_COOKIE_VALUE = re.compile(r'[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*')
+_COOKIE_VALUE = re.compile(r"[\x21\x23-\x2b\x2d-\x3a\x3c-\x5b\x5d-\x7e]*")
 _ATTRIBUTE_VALUE = re.compile(r"[\x20-\x3a\x3c-\x7e]*")  # no control characters, no `;`
 _EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
 

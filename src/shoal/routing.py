@@ -25,6 +25,10 @@ Rules (each decided here and nowhere else):
 - Two routes that would answer the same method on the same paths (same
   literals and the same converters, whatever the names) are refused at
   registration with `RouteConflict`.
+- A WebSocket route is registered under the pseudo-method `WEBSOCKET`
+  (`<WEBSOCKET>`, which no request line can carry): it
+  shares the templates and conflict rules, answers handshakes only, and is
+  not listed in `Allow`.
 - Mounts (`Mounts`) route by prefix, after the routes: the longest prefix
   wins, and a prefix matches itself and what lies below it (`/legacy` serves
   `/legacy` and `/legacy/x`, not `/legacyx`).
@@ -43,6 +47,7 @@ from .errors import ConfigurationError, MethodNotAllowed, NotFound, RouteConflic
 
 __all__ = [
     "CONVERTERS",
+    "WEBSOCKET",
     "Converter",
     "Mounts",
     "Route",
@@ -54,7 +59,12 @@ __all__ = [
 
 T = TypeVar("T")
 
-HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+WEBSOCKET = "<WEBSOCKET>"
+"""The pseudo-method a WebSocket route is registered under: it answers handshakes only.
+
+Not an HTTP token (`<` cannot start a method), so no request line can name it."""
+
+HTTP_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", WEBSOCKET})
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +116,7 @@ class Route(Generic[T]):
 
     def allowed(self) -> list[str]:
         """The methods this path answers, as sent in `Allow`."""
-        methods = set(self.handlers) | {"OPTIONS"}
+        methods = (set(self.handlers) - {WEBSOCKET}) | {"OPTIONS"}
         if "GET" in methods:
             methods.add("HEAD")
         return sorted(methods)

@@ -134,9 +134,7 @@ def _env(path: Path, where: str, value: Any) -> dict[str, str]:
         isinstance(k, str) and isinstance(v, str | int | float | bool) for k, v in value.items()
     ):
         raise _fail(path, f"{where}.env must be a table of names to strings")
-    return {
-        k: _expand(str(v).lower() if isinstance(v, bool) else str(v)) for k, v in value.items()
-    }
+    return {k: _expand(str(v).lower() if isinstance(v, bool) else str(v)) for k, v in value.items()}
 
 
 _VARIABLE = re.compile(r"\$\{(\w+)(?::-([^}]*))?\}")

@@ -15,6 +15,10 @@ Each client keeps a cookie jar (`client.cookies`, a `CookieJar`), as a
 browser would: cookies the app sets come back on later requests whose path
 they match, until they expire or the app deletes them.
 
+`client.websocket_connect(path)` opens a WebSocket to the app's handler, in
+process too (`with client.websocket_connect("/ws") as socket:
+socket.send_text("hi"); socket.receive_text()`).
+
 `TestClient(app, forbid_blocking=True)` is the strict mode: a request during
 which code held the event loop past the app's `stall_threshold` fails the
 test with `BlockingError`, naming the handler and the line.
@@ -36,12 +40,21 @@ import msgspec
 from .app import App
 from .background import wait as wait_for_background
 from .datastructures import Headers
-from .errors import ConfigurationError
+from .errors import ConfigurationError, WebSocketDisconnect
 from .requests import Request
 from .responses import StreamingResponse
 from .watchdog import StallReport
+from .websockets import WebSocket
 
-__all__ = ["AsyncTestClient", "BlockingError", "CookieJar", "TestClient", "TestResponse"]
+__all__ = [
+    "AsyncTestClient",
+    "AsyncWebSocketSession",
+    "BlockingError",
+    "CookieJar",
+    "TestClient",
+    "TestResponse",
+    "WebSocketSession",
+]
 
 Params = Mapping[str, Any] | Sequence[tuple[str, Any]]
 
@@ -193,6 +206,134 @@ class CookieJar(Mapping[str, str]):
             self._cookies[(name, path)] = (value, ends)
 
 
+class _InProcessSocket:
+    """The test client's `shoal.websockets.Transport`: two queues, no socket."""
+
+    def __init__(self) -> None:
+        self.close_code: int | None = None
+        self.to_app: asyncio.Queue[str | bytes | tuple[str, int]] = asyncio.Queue()
+        self.to_client: asyncio.Queue[Any] = asyncio.Queue()
+
+    async def accept(self, subprotocol: str | None, headers: list[tuple[str, str]]) -> None:
+        self.to_client.put_nowait(("accept", subprotocol, headers))
+
+    async def receive(self) -> str | bytes | None:
+        item = await self.to_app.get()
+        if isinstance(item, tuple):  # ("close", code): the client closed
+            self.close_code = item[1]
+            return None
+        return item
+
+    async def send_text(self, data: str) -> None:
+        self.to_client.put_nowait(data)
+
+    async def send_bytes(self, data: bytes) -> None:
+        self.to_client.put_nowait(data)
+
+    async def close(self, code: int, reason: str) -> None:
+        self.to_client.put_nowait(("close", code, reason))
+        self.to_app.put_nowait(("close", code))  # the client's answering close
+
+    async def refuse(self, response: Any) -> None:
+        self.to_client.put_nowait(("refuse", response.status))
+
+
+class AsyncWebSocketSession:
+    """A WebSocket to the app, in process: what `AsyncTestClient.websocket_connect` opens.
+
+    `receive*()` raise `WebSocketDisconnect` (with the app's code and reason)
+    once the app closed the socket; a refused handshake raises it from
+    `async with`, with the HTTP status in `reason` (`"403"`).
+    """
+
+    __test__ = False
+
+    def __init__(self, app: App, socket: WebSocket, transport: _InProcessSocket) -> None:
+        self.app = app
+        self.socket = socket
+        self._transport = transport
+        self._task: asyncio.Future[None] | None = None
+        self.subprotocol: str | None = None
+        """The subprotocol the app accepted."""
+        self.accept_headers: list[tuple[str, str]] = []
+        self.closed: tuple[int, str] | None = None
+        """(code, reason) once the app closed the socket."""
+
+    async def __aenter__(self) -> AsyncWebSocketSession:
+        self._task = asyncio.ensure_future(self.app.handle_websocket(self.socket))
+        first = await self._next()
+        if isinstance(first, tuple) and first[0] == "accept":
+            self.subprotocol, self.accept_headers = first[1], first[2]
+            return self
+        await self._task
+        if isinstance(first, tuple) and first[0] == "refuse":
+            raise WebSocketDisconnect(1008, str(first[1]))
+        raise AssertionError(f"the app sent {first!r} before accepting the WebSocket")
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        if self.closed is None:
+            await self.close()
+        assert self._task is not None
+        await self._task
+
+    async def _next(self) -> Any:
+        assert self._task is not None
+        getter = asyncio.ensure_future(self._transport.to_client.get())
+        await asyncio.wait([getter, self._task], return_when=asyncio.FIRST_COMPLETED)
+        if not getter.done():
+            getter.cancel()
+            return ("close", 1006, "the handler ended without closing")
+        return getter.result()
+
+    async def receive(self) -> str | bytes:
+        """The app's next message; `WebSocketDisconnect` once it closed the socket."""
+        if self.closed is not None:
+            raise WebSocketDisconnect(*self.closed)
+        item = await self._next()
+        if isinstance(item, tuple):
+            self.closed = (item[1], item[2])
+            raise WebSocketDisconnect(*self.closed)
+        return item  # type: ignore[no-any-return]
+
+    async def receive_text(self) -> str:
+        """The next message, which must be text."""
+        data = await self.receive()
+        assert isinstance(data, str), f"expected a text message, got {data!r}"
+        return data
+
+    async def receive_bytes(self) -> bytes:
+        """The next message, which must be binary."""
+        data = await self.receive()
+        assert isinstance(data, bytes), f"expected a binary message, got {data!r}"
+        return data
+
+    async def receive_json(self) -> Any:
+        """The next message decoded as JSON."""
+        return msgspec.json.decode(await self.receive())
+
+    async def send_text(self, data: str) -> None:
+        """Send a text message to the app."""
+        self._transport.to_app.put_nowait(data)
+        await asyncio.sleep(0)
+
+    async def send_bytes(self, data: bytes) -> None:
+        """Send a binary message to the app."""
+        self._transport.to_app.put_nowait(data)
+        await asyncio.sleep(0)
+
+    async def send_json(self, data: Any) -> None:
+        """Send `data` encoded as JSON, in a text message."""
+        await self.send_text(msgspec.json.encode(data).decode())
+
+    async def close(self, code: int = 1000) -> None:
+        """Close the socket from the client's side; wait for the handler to end."""
+        if self.closed is None:
+            self.closed = (code, "")
+            self._transport.to_app.put_nowait(("close", code))
+        assert self._task is not None
+        await self._task
+
+
 class AsyncTestClient:
     """Sends requests to `app` in-process; `async with` runs its startup and shutdown.
 
@@ -304,6 +445,28 @@ class AsyncTestClient:
                 self.cookies.receive(value, path)
         return TestResponse(response.status, Headers(response.headers), data)
 
+    def websocket_connect(
+        self,
+        path: str,
+        *,
+        subprotocols: Sequence[str] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> AsyncWebSocketSession:
+        """A WebSocket to the app's handler of `path`: `async with client.websocket_connect(...)`.
+
+        The jar's cookies for `path` go along, as with `request`.
+        """
+        path, _, query = path.partition("?")
+        header_list = [(k.lower(), v) for k, v in (headers or {}).items()]
+        if subprotocols:
+            header_list.append(("sec-websocket-protocol", ", ".join(subprotocols)))
+        cookie = self.cookies.header_for(path)
+        if cookie and not any(k == "cookie" for k, _ in header_list):
+            header_list.append(("cookie", cookie))
+        transport = _InProcessSocket()
+        socket = WebSocket(transport, "GET", path, query, header_list, None, self.client, self.app)
+        return AsyncWebSocketSession(self.app, socket, transport)
+
     async def get(self, path: str, **kwargs: Any) -> TestResponse:
         return await self.request("GET", path, **kwargs)
 
@@ -379,6 +542,18 @@ class TestClient:
         response: TestResponse = self._run(self._client.request(method, path, **kwargs))
         return response
 
+    def websocket_connect(
+        self,
+        path: str,
+        *,
+        subprotocols: Sequence[str] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> WebSocketSession:
+        """A WebSocket to the app: `with client.websocket_connect("/ws") as socket:`."""
+        self._run(asyncio.sleep(0))  # the loop exists before the session's queues do
+        session = self._client.websocket_connect(path, subprotocols=subprotocols, headers=headers)
+        return WebSocketSession(self, session)
+
     def get(self, path: str, **kwargs: Any) -> TestResponse:
         return self.request("GET", path, **kwargs)
 
@@ -399,3 +574,60 @@ class TestClient:
 
     def delete(self, path: str, **kwargs: Any) -> TestResponse:
         return self.request("DELETE", path, **kwargs)
+
+
+class WebSocketSession:
+    """The synchronous face of `AsyncWebSocketSession`, for `TestClient.websocket_connect`."""
+
+    __test__ = False
+
+    def __init__(self, client: TestClient, session: AsyncWebSocketSession) -> None:
+        self._client = client
+        self._session = session
+
+    @property
+    def subprotocol(self) -> str | None:
+        """The subprotocol the app accepted."""
+        return self._session.subprotocol
+
+    def __enter__(self) -> WebSocketSession:
+        self._client._run(self._session.__aenter__())
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._client._run(self._session.__aexit__(*exc_info))
+
+    def send_text(self, data: str) -> None:
+        """Send a text message to the app."""
+        self._client._run(self._session.send_text(data))
+
+    def send_bytes(self, data: bytes) -> None:
+        """Send a binary message to the app."""
+        self._client._run(self._session.send_bytes(data))
+
+    def send_json(self, data: Any) -> None:
+        """Send `data` as JSON, in a text message."""
+        self._client._run(self._session.send_json(data))
+
+    def receive(self) -> str | bytes:
+        """The app's next message (`WebSocketDisconnect` once it closed the socket)."""
+        data: str | bytes = self._client._run(self._session.receive())
+        return data
+
+    def receive_text(self) -> str:
+        """The next message, which must be text."""
+        data: str = self._client._run(self._session.receive_text())
+        return data
+
+    def receive_bytes(self) -> bytes:
+        """The next message, which must be binary."""
+        data: bytes = self._client._run(self._session.receive_bytes())
+        return data
+
+    def receive_json(self) -> Any:
+        """The next message decoded as JSON."""
+        return self._client._run(self._session.receive_json())
+
+    def close(self, code: int = 1000) -> None:
+        """Close the socket from the client's side; wait for the handler to end."""
+        self._client._run(self._session.close(code))

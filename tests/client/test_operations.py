@@ -83,7 +83,10 @@ async def test_each_call_is_a_client_span_and_the_upstream_joins_the_trace() -> 
     [server] = [s for s in spans if s.kind is SpanKind.SERVER]
     [call] = [s for s in spans if s.kind is SpanKind.CLIENT]
     assert call.parent is not None and call.parent.span_id == server.context.span_id
-    assert (call.name, dict(call.attributes or {})["url.full"]) == ("GET", "http://users/echo/traced")
+    assert (call.name, dict(call.attributes or {})["url.full"]) == (
+        "GET",
+        "http://users/echo/traced",
+    )
     assert dict(call.attributes or {})["http.response.status_code"] == 200
     # the upstream received the client span's own context
     trace_id, span_id = f"{call.context.trace_id:032x}", f"{call.context.span_id:016x}"

@@ -41,6 +41,7 @@ HISTOGRAM_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 # labels Prometheus adds to every series (deploy/prometheus/prometheus.yml)
 TARGET_LABELS = frozenset({"job", "instance", "namespace", "pod", "service"})
 
+
 def manifests() -> dict[str, dict[str, Any]]:
     """Each Kubernetes manifest of deploy/kubernetes by kind (one document a file)."""
     found: dict[str, dict[str, Any]] = {}

@@ -36,8 +36,14 @@ def test_each_key_is_known_by_its_id(secret: str, key_id: str) -> None:
 
 @pytest.mark.parametrize(
     "headers",
-    [{}, {"x-api-key": ""}, {"x-api-key": OPS[:-1]}, {"x-api-key": OPS + "x"},
-     {"x-api-key": hash_key(BILLING)}, {"authorization": f"Bearer {OPS}"}],
+    [
+        {},
+        {"x-api-key": ""},
+        {"x-api-key": OPS[:-1]},
+        {"x-api-key": OPS + "x"},
+        {"x-api-key": hash_key(BILLING)},
+        {"authorization": f"Bearer {OPS}"},
+    ],
     ids=["none", "empty", "prefix", "longer", "the stored hash", "other header"],
 )
 def test_wrong_or_missing_keys_get_401(headers: dict[str, str]) -> None:

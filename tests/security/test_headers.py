@@ -52,8 +52,13 @@ def test_defaults() -> None:
 
 
 def test_hsts_when_asked_and_the_rest_configurable() -> None:
-    app = build(hsts=31_536_000, hsts_subdomains=True, referrer_policy=None, nosniff=False,
-                extra={"X-Frame-Options": "DENY"})
+    app = build(
+        hsts=31_536_000,
+        hsts_subdomains=True,
+        referrer_policy=None,
+        nosniff=False,
+        extra={"X-Frame-Options": "DENY"},
+    )
     with TestClient(app) as client:
         response = client.get("/public")
     assert response.headers["strict-transport-security"] == "max-age=31536000; includeSubDomains"

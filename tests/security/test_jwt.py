@@ -105,9 +105,7 @@ def assert_refused(response: TestResponse, detail: str, token: str = "") -> None
         assert signature not in text
 
 
-@pytest.mark.parametrize(
-    ("key", "alg"), [(RSA, "RS256"), (ED, "EdDSA")], ids=["RS256", "EdDSA"]
-)
+@pytest.mark.parametrize(("key", "alg"), [(RSA, "RS256"), (ED, "EdDSA")], ids=["RS256", "EdDSA"])
 def test_a_good_token_gives_the_typed_claims(client: TestClient, key: Any, alg: str) -> None:
     response = client.get("/me", headers=bearer(sign(key, alg, sub="ada")))
     assert response.status_code == 200
@@ -140,9 +138,11 @@ FORGED: list[tuple[str, str, str]] = [
     ("alg HS256 not listed", hmac_signed({"alg": "HS256"}, claims(), PEM), "algorithm"),
     ("bad signature", sign(RSA)[:-6] + "AAAAAA", "signature is invalid"),
     ("another key, same kid", sign(OTHER_RSA), "signature is invalid"),
-    ("signature of another token",
-     sign(RSA).rpartition(".")[0] + "." + sign(RSA, sub="x").rpartition(".")[2],
-     "signature is invalid"),
+    (
+        "signature of another token",
+        sign(RSA).rpartition(".")[0] + "." + sign(RSA, sub="x").rpartition(".")[2],
+        "signature is invalid",
+    ),
     ("unknown kid", sign(rsa_key("nobody")), "key this service does not know"),
     ("expired", sign(RSA, exp=NOW - 120), "expired"),
     ("not yet valid", sign(RSA, nbf=NOW + 3600), "not valid yet"),
@@ -158,16 +158,20 @@ FORGED: list[tuple[str, str, str]] = [
     ("no sub", sign(RSA, sub=None), "claims are invalid"),
     ("sub of the wrong type", sign(RSA, sub=42), "claims are invalid"),
     ("exp not a number", sign(RSA, exp="tomorrow"), "`exp` is not a number"),
-    ("critical header",
-     raw({"alg": "RS256", "kid": "rsa-1", "crit": ["x"], "x": 1}, claims(), b"s"), "critical"),
+    (
+        "critical header",
+        raw({"alg": "RS256", "kid": "rsa-1", "crit": ["x"], "x": 1}, claims(), b"s"),
+        "critical",
+    ),
     ("not a JWT", "hello", "not a signed JWT"),
     ("header not JSON", "bm90IGpzb24.e30.AAAA", "header"),
     ("JWE (five parts)", "a.b.c.d.e", "not a signed JWT"),
 ]
 
 
-@pytest.mark.parametrize(("token", "detail"), [(t, d) for _, t, d in FORGED],
-                         ids=[name for name, _, _ in FORGED])
+@pytest.mark.parametrize(
+    ("token", "detail"), [(t, d) for _, t, d in FORGED], ids=[name for name, _, _ in FORGED]
+)
 def test_forged_tokens_are_refused(client: TestClient, token: str, detail: str) -> None:
     assert_refused(client.get("/me", headers=bearer(token)), detail, token)
 
@@ -270,16 +274,23 @@ def test_the_bearer_can_be_used_by_hand() -> None:
 )
 def test_the_algorithm_list_is_explicit_and_sane(algorithms: Any) -> None:
     with pytest.raises(ConfigurationError):
-        JWTBearer(Claims, issuer=ISSUER, audience=AUDIENCE, algorithms=algorithms,
-                  keys=public_jwks(RSA))
+        JWTBearer(
+            Claims, issuer=ISSUER, audience=AUDIENCE, algorithms=algorithms, keys=public_jwks(RSA)
+        )
 
 
 def test_keys_or_a_jwks_url_but_not_both() -> None:
     with pytest.raises(ConfigurationError):
         JWTBearer(Claims, issuer=ISSUER, audience=AUDIENCE, algorithms=["RS256"])
     with pytest.raises(ConfigurationError):
-        JWTBearer(Claims, issuer=ISSUER, audience=AUDIENCE, algorithms=["RS256"],
-                  keys=public_jwks(RSA), jwks_url="http://127.0.0.1:1/jwks.json")
+        JWTBearer(
+            Claims,
+            issuer=ISSUER,
+            audience=AUDIENCE,
+            algorithms=["RS256"],
+            keys=public_jwks(RSA),
+            jwks_url="http://127.0.0.1:1/jwks.json",
+        )
 
 
 def test_requires_scopes_needs_exactly_one_bearer() -> None:

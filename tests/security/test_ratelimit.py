@@ -46,9 +46,15 @@ def test_gcra_steps() -> None:
             assert 0 < decision.retry_after <= 0.1 + 1e-9
 
 
-@pytest.mark.parametrize(("limit", "per", "burst", "seconds"), [
-    (10, 1.0, 5, 3.0), (2, 1.0, 1, 10.0), (100, 60.0, 20, 120.0), (0.5, 1.0, 3, 20.0),
-])
+@pytest.mark.parametrize(
+    ("limit", "per", "burst", "seconds"),
+    [
+        (10, 1.0, 5, 3.0),
+        (2, 1.0, 1, 10.0),
+        (100, 60.0, 20, 120.0),
+        (0.5, 1.0, 3, 20.0),
+    ],
+)
 def test_gcra_never_allows_more_than_rate_times_t_plus_burst(
     limit: float, per: float, burst: int, seconds: float
 ) -> None:
@@ -131,7 +137,8 @@ def test_both_paths_count_alike(fast: bool, headers: bool) -> None:
     assert [a.status_code for a in answers] == [200, 200, 429]
     if headers:
         assert [a.headers["ratelimit"] for a in answers[:2]] == [
-            '"default";r=1;t=30', '"default";r=0;t=60'
+            '"default";r=1;t=30',
+            '"default";r=0;t=60',
         ]
     else:
         assert all("ratelimit" not in a.headers for a in answers[:2])
@@ -215,8 +222,9 @@ KEY = rsa_key("k")
 
 def test_keyed_by_jwt_subject_and_the_claims_verified_once() -> None:
     app = App()
-    bearer = JWTBearer(Claims, issuer=ISSUER, audience=AUDIENCE, algorithms=["RS256"],
-                       keys=public_jwks(KEY)).install(app)
+    bearer = JWTBearer(
+        Claims, issuer=ISSUER, audience=AUDIENCE, algorithms=["RS256"], keys=public_jwks(KEY)
+    ).install(app)
     RateLimit(Rate(2, per=60), key=jwt_subject(bearer)).install(app)
 
     @app.get("/x")

@@ -12,6 +12,7 @@ from .._supervision import apply_limit_overrides, supervise
 from ..errors import BadRequest
 from ..requests import BODYLESS_METHODS, Connection, Request, uri_too_long
 from ..responses import Response, StreamingResponse, problem_response
+from ..websockets import Transport, WebSocket
 from ._base import (
     Adapter,
     cancelled_on_disconnect,
@@ -107,6 +108,55 @@ async def _wait_disconnect(receive: Receive) -> None:
         pass
 
 
+class _ASGISocket:
+    """The ASGI WebSocket events as a `shoal.websockets.Transport`."""
+
+    __slots__ = ("scope", "_receive", "_send", "close_code")
+
+    def __init__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.scope = scope
+        self._receive = receive
+        self._send = send
+        self.close_code: int | None = None
+
+    async def accept(self, subprotocol: str | None, headers: list[tuple[str, str]]) -> None:
+        raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in headers]
+        await self._send({"type": "websocket.accept", "subprotocol": subprotocol, "headers": raw})
+
+    async def receive(self) -> str | bytes | None:
+        message = await self._receive()
+        if message["type"] == "websocket.receive":
+            text: str | None = message.get("text")
+            if text is not None:
+                return text
+            data: bytes = message.get("bytes") or b""
+            return data
+        self.close_code = message.get("code", 1005)  # websocket.disconnect
+        return None
+
+    async def send_text(self, data: str) -> None:
+        await self._send({"type": "websocket.send", "text": data})
+
+    async def send_bytes(self, data: bytes) -> None:
+        await self._send({"type": "websocket.send", "bytes": data})
+
+    async def close(self, code: int, reason: str) -> None:
+        await self._send({"type": "websocket.close", "code": code, "reason": reason})
+
+    async def refuse(self, response: Response) -> None:
+        # a problem document goes out through the denial-response extension where the
+        # server has it; a bare refusal (and any on servers without it) is a 403
+        extensions = self.scope.get("extensions") or {}
+        if not response.body or "websocket.http.response" not in extensions:
+            await self._send({"type": "websocket.close", "code": 1008, "reason": ""})
+            return
+        headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in response.with_length()]
+        await self._send(
+            {"type": "websocket.http.response.start", "status": response.status, "headers": headers}
+        )
+        await self._send({"type": "websocket.http.response.body", "body": response.body})
+
+
 class ASGIAdapter(Adapter):
     """The ASGI callable for one app: `http` requests and the `lifespan` protocol."""
 
@@ -116,8 +166,8 @@ class ASGIAdapter(Adapter):
             await self._http(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
-        elif kind == "websocket":  # not served by shoal: refuse the handshake
-            await send({"type": "websocket.close", "code": 1003})
+        elif kind == "websocket":
+            await self._websocket(scope, receive, send)
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         app = self.app
@@ -197,6 +247,29 @@ class ASGIAdapter(Adapter):
                     gone.exception()  # a receive() that failed: retrieved, not lost
         with contextlib.suppress(OSError):  # the client is gone; send_to logged it
             await send({"type": "http.response.body", "body": b"", "more_body": False})
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if (await receive())["type"] != "websocket.connect":
+            return  # the client left before the handshake
+        client = scope.get("client")
+        socket = WebSocket(
+            _ASGISocket(scope, receive, send),
+            "GET",
+            scope["path"],
+            scope.get("query_string", b"").decode("latin-1"),
+            _decode_headers(scope.get("headers", [])),
+            None,
+            (client[0], client[1]) if client else None,
+            self.app,
+            Connection(scope.get("scheme", "ws"), scope.get("http_version", "1.1")),
+            raw_path=scope.get("raw_path"),
+        )
+        await self.app.handle_websocket(socket)
+
+    @staticmethod
+    def socket_transport(scope: Scope, receive: Receive, send: Send) -> Transport:
+        """The `shoal.websockets.Transport` over one ASGI WebSocket connection's events."""
+        return _ASGISocket(scope, receive, send)
 
     @staticmethod
     async def _send_complete(send: Send, response: Response) -> None:

@@ -12,8 +12,9 @@ from typing import TYPE_CHECKING, Any
 from .._supervision import apply_limit_overrides, supervise
 from ..errors import BadRequest
 from ..logs import escape
-from ..requests import BODYLESS_METHODS, Request, uri_too_long
-from ..responses import StreamingResponse, problem_response
+from ..requests import BODYLESS_METHODS, UNREAD, Request, uri_too_long
+from ..responses import Response, StreamingResponse, problem_response
+from ..websockets import WebSocket
 from ._base import Adapter, cancelled_on_disconnect, drop_unread_body, framing_error, unsendable
 from ._socket import abort, acked, find_connection
 
@@ -75,20 +76,26 @@ class _RSGIRequest(Request):
         self._connection = scope  # has .scheme and .http_version
         self.path_params = {}
         self.endpoint = None
-        self._id = None
+        # Request._unset_lazy, inlined on the hot path (a test checks they agree)
+        self._id = self._headers = self._query = self._state = self._body = None
+        self._raw_path = self._limit = self._host = self._scheme = None
+        self._cookies = self._form = None
+        self._consumed = False
+        self._client = UNREAD
+        self._query_string = None  # type: ignore[assignment]
+        self._finished = False
 
     @property
     def query_string(self) -> str:
         # fetched from granian only when asked: most requests never are
-        try:
-            return self._query_string
-        except AttributeError:
-            query: str = self._connection.query_string
+        query: str | None = self._query_string
+        if query is None:
+            query = self._connection.query_string
             limit = self.app.limits.max_request_line if self.app is not None else len(query)
             if len(query) > limit:
-                raise uri_too_long(limit) from None
+                raise uri_too_long(limit)
             self._query_string = query
-            return query
+        return query
 
     def header(self, name: str) -> str | None:
         # granian looks one header up without parsing them all
@@ -131,6 +138,46 @@ def _watch_disconnect(proto: Any) -> Callable[[Callable[[], None]], Callable[[],
     return watch
 
 
+class _RSGISocket:
+    """granian's RSGI WebSocket protocol as a `shoal.websockets.Transport`.
+
+    granian answers pings itself and hides them; its protocol has no close
+    code and no subprotocol: `close` sends a close frame without a code (the
+    client reads 1005) and a client's close arrives without one.
+    """
+
+    __slots__ = ("proto", "close_code", "_receive", "send_text", "send_bytes")
+
+    def __init__(self, proto: Any) -> None:
+        self.proto = proto
+        self.close_code: int | None = None
+
+    async def accept(self, subprotocol: str | None, headers: list[tuple[str, str]]) -> None:
+        if subprotocol is not None or headers:
+            logger.warning(
+                "granian's RSGI cannot send a subprotocol or headers with a WebSocket "
+                "handshake: ignored (serve with --interface asgi for them)"
+            )
+        transport = await self.proto.accept()
+        self._receive = transport.receive
+        # granian's own methods: a message sent costs no frame of shoal's
+        self.send_text = transport.send_str
+        self.send_bytes = transport.send_bytes
+
+    async def receive(self) -> str | bytes | None:
+        message = await self._receive()
+        if message.kind == 0:  # closed by the client
+            return None
+        data: str | bytes = message.data
+        return data
+
+    async def close(self, code: int, reason: str) -> None:
+        self.proto.close(code)
+
+    async def refuse(self, response: Response) -> None:
+        self.proto.close(response.status)
+
+
 class RSGIAdapter(Adapter):
     """`handle` is the RSGI callable; `init` and `close` run the app's lifespan.
 
@@ -163,8 +210,8 @@ class RSGIAdapter(Adapter):
             loop.run_until_complete(self.app.shutdown())
 
     async def handle(self, scope: Any, proto: Any) -> None:
-        if scope.proto != "http":  # websockets are not served by shoal
-            proto.close(403)
+        if scope.proto != "http":
+            await self._websocket(scope, proto)
             return
         request = _RSGIRequest(scope, proto, self.app)
         headers = scope.headers
@@ -193,9 +240,25 @@ class RSGIAdapter(Adapter):
             return
         if request.method not in BODYLESS_METHODS:
             await drop_unread_body(
-                request, response, not hasattr(request, "_finished"), lambda: _read_body(request)
+                request, response, not request._finished, lambda: _read_body(request)
             )
         proto.response_bytes(response.status, response.headers, response.body)
+
+    async def _websocket(self, scope: Any, proto: Any) -> None:
+        app = self.app
+        transport = _RSGISocket(proto)
+        socket = WebSocket(
+            transport,
+            "GET",
+            scope.path,
+            scope.query_string,
+            scope.headers.items,
+            None,
+            scope.client,
+            app,
+            scope,
+        )
+        await app.handle_websocket(socket)
 
     async def _stream(self, scope: Any, proto: Any, response: StreamingResponse) -> None:
         transport = proto.response_stream(response.status, response.headers)

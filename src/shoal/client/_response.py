@@ -68,4 +68,3 @@ class ClientResponse:
 
     def __repr__(self) -> str:
         return f"<ClientResponse {self.upstream} {self.status}>"
-

@@ -16,6 +16,9 @@ document says exactly what the validators accept and the encoders send:
   description. Route options `summary`, `description`, `tags`,
   `operation_id`, `deprecated` override; `include_in_schema=False` hides a
   route. `HEAD` and automatic `OPTIONS` are not listed.
+- WebSocket routes, which OpenAPI cannot describe, are listed under the
+  extension field `x-websockets` at the top of the document (path: summary,
+  description, tags and the handshake's parameters), never as a GET.
 """
 
 from __future__ import annotations
@@ -275,15 +278,39 @@ def _operation(
     return operation
 
 
+def _websocket(endpoint: Endpoint, schemas: _Schemas) -> dict[str, Any]:
+    """A WebSocket route's entry in `x-websockets`: its text and handshake parameters."""
+    options = endpoint.options
+    entry: dict[str, Any] = {}
+    doc = inspect.getdoc(endpoint.handler) or ""
+    first, _, rest = doc.partition("\n")
+    summary = options.get("summary") or first.strip()
+    description = options.get("description") or rest.strip()
+    if summary:
+        entry["summary"] = summary
+    if description:
+        entry["description"] = description
+    if options.get("tags"):
+        entry["tags"] = list(options["tags"])
+    if options.get("deprecated"):
+        entry["deprecated"] = True
+    _parameters_and_body(endpoint, schemas, entry)
+    return entry
+
+
 def openapi_schema(app: App) -> dict[str, Any]:
     """The OpenAPI 3.1 document for `app` (see the module docs for what goes where)."""
     schemas = _Schemas()
     paths: dict[str, dict[str, Any]] = {}
     operation_ids: set[str] = set()
+    websockets: dict[str, Any] = {}
     for endpoint in app.endpoints:
         if not endpoint.options.get("include_in_schema", True):
             continue
         path = _CONVERTER_IN_PATH.sub(r"{\1}", endpoint.template)
+        if endpoint.websocket is not None:  # never a GET operation: OpenAPI has no WebSockets
+            websockets[path] = _websocket(endpoint, schemas)
+            continue
         item = paths.setdefault(path, {})
         for method in endpoint.methods:
             if method in ("HEAD", "OPTIONS"):
@@ -297,6 +324,8 @@ def openapi_schema(app: App) -> dict[str, Any]:
         "paths": paths,
         "components": {"schemas": components},
     }
+    if websockets:
+        document["x-websockets"] = websockets
     for contribute in app.openapi_contributors:  # e.g. shoal.security's schemes
         contribute(app, document)
     return document

@@ -63,8 +63,9 @@ def import_keys(keys: Any) -> list[Key]:
         try:
             found.append(jwk.import_key(dict(item)))
         except Exception as exc:
-            logger.warning("skipped a JWK that could not be imported (kid %r): %s",
-                           item.get("kid"), exc)
+            logger.warning(
+                "skipped a JWK that could not be imported (kid %r): %s", item.get("kid"), exc
+            )
     return found
 
 
@@ -166,8 +167,12 @@ class KeySource:
         self.fetches += 1
         self.fetched_at = time.monotonic()
         self._install(import_keys(document))
-        logger.info("fetched %d keys from %s (kids %s)", len(self._by_kid), self.jwks_url,
-                    sorted(self._by_kid))
+        logger.info(
+            "fetched %d keys from %s (kids %s)",
+            len(self._by_kid),
+            self.jwks_url,
+            sorted(self._by_kid),
+        )
 
     async def refetch_for_unknown_kid(self) -> bool:
         """Refetch the set because a token named an unknown `kid`; False if rate-limited.

@@ -116,12 +116,17 @@ class APIKeys:
         presented = request.headers.get(self.header)
         challenge = f'APIKey header="{self.header_name}"'
         if not presented:
-            raise Unauthorized(f"Send an API key in the {self.header_name} header.",
-                               challenge=challenge)
+            raise Unauthorized(
+                f"Send an API key in the {self.header_name} header.", challenge=challenge
+            )
         found = self.match(presented)
         if found is None:
-            logger.warning("refused an unknown API key from %s on %s %s",
-                           _peer(request), request.method, request.path)
+            logger.warning(
+                "refused an unknown API key from %s on %s %s",
+                _peer(request),
+                request.method,
+                request.path,
+            )
             raise Unauthorized("The API key is not valid.", challenge=challenge)
         logger.debug("API key %r accepted on %s %s", found.id, request.method, request.path)
         state["shoal_api_key"] = found

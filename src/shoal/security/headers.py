@@ -73,11 +73,15 @@ class SecurityHeaders:
             response = await call_next(request)
             headers = response.headers
             headers.extend(always)
-            if no_store and (
-                response.status >= 400
-                or "authorization" in request.headers
-                or request.state.__dict__.get("shoal_authenticated")
-            ) and response.header("cache-control") is None:
+            if (
+                no_store
+                and (
+                    response.status >= 400
+                    or "authorization" in request.headers
+                    or request.state.__dict__.get("shoal_authenticated")
+                )
+                and response.header("cache-control") is None
+            ):
                 headers.append(("cache-control", "no-store"))
             if server is not None:
                 response.headers = [(k, v) for k, v in headers if k != "server"]

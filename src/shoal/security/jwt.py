@@ -117,7 +117,8 @@ class JWTBearer(Generic[C]):
         self.claims_type = claims_type
         self.issuers = frozenset([issuer] if isinstance(issuer, str) else issuer)
         self.audiences = (
-            None if audience is None
+            None
+            if audience is None
             else frozenset([audience] if isinstance(audience, str) else audience)
         )
         self.algorithms = frozenset(algorithms)
@@ -135,7 +136,8 @@ class JWTBearer(Generic[C]):
         self.description = description
         self._cache: dict[str, _Verified] = {}
         self._convert: Callable[[dict[str, Any]], Any] = (
-            (lambda payload: payload) if claims_type in (dict, Any)
+            (lambda payload: payload)
+            if claims_type in (dict, Any)
             else (lambda payload: msgspec.convert(payload, claims_type))
         )
 
@@ -300,8 +302,9 @@ class JWTBearer(Generic[C]):
         times: list[float | None] = []
         for name in ("exp", "nbf"):
             value = payload.get(name)
-            if value is not None and (isinstance(value, bool) or
-                                      not isinstance(value, (int, float))):
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, (int, float))
+            ):
                 raise _invalid(f"The token's `{name}` is not a number.")
             times.append(value)
         try:
