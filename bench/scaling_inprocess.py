@@ -28,25 +28,7 @@ from typing import Any
 from shoal import App, Request, Response
 from shoal.routing import Router
 
-from . import profile
-from .profile import Handler, Proto
-
-
-class _Headers(profile._Headers):
-    """granian's header map, with the `get_all` the RSGI adapter asks for."""
-
-    def get_all(self, name: str) -> list[str]:
-        value = self.get(name)
-        return [] if value is None else [value]
-
-
-class Scope(profile.Scope):
-    """`bench.profile`'s stand-in RSGI scope, with `get_all` on its headers."""
-
-    def __init__(self, target: str) -> None:
-        super().__init__(target)
-        self.headers = _Headers(profile.HEADERS)
-
+from .profile import Handler, Proto, Scope
 
 ROUTES = (1, 10, 100, 1000)
 SIZES = (1, 10, 50)
