@@ -118,10 +118,11 @@ def machine() -> dict[str, str]:
                 break
     except OSError:
         pass
+    # the peers' venv exists once `make bench` has made it (not in a fresh checkout's tests)
     version = subprocess.run(
         [str(BIN / "python"), "-c", "import sys; print(sys.version.split()[0])"],
         capture_output=True, text=True, check=False,
-    ).stdout.strip()  # fmt: skip
+    ).stdout.strip() if (BIN / "python").exists() else ""  # fmt: skip
     wrk = subprocess.run(["wrk", "-v"], capture_output=True, text=True, check=False)
     go_path = shutil.which("go")  # a run without the Go peer may have no Go at all
     go = subprocess.run([go_path or "false", "version"], capture_output=True, text=True,

@@ -197,6 +197,8 @@ PEERS: list[Peer] = [
          "variant", _shoal("bench.apps.shoal_jwt_nocache:app"), workloads=AUTH[1:]),
     Peer("shoal-ratelimited", "shoal, in-process rate limit on every request", "variant",
          _shoal("bench.apps.shoal_ratelimited:app"), workloads=("json",)),
+    Peer("shoal-1000-routes", "shoal, 999 more dynamic routes registered before /users/{id:int}",
+         "variant", _shoal("bench.apps.shoal_1000_routes:app"), workloads=("params",)),
     Peer("flask-gunicorn-1", "Flask on gunicorn gthread (--threads 1, its default)",
          "framework", _gunicorn("gthread", "bench.apps.flask_app:app", threads=1),
          workloads=("sync-io",)),

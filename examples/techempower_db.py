@@ -11,7 +11,8 @@ tables unless they are already there; `python -m examples.techempower_db seed`
 row is read by its own query (no `IN (...)` batching), `queries` is clamped to
 1..500 and anything that is not a number counts as 1, updates write new random
 numbers and return them, and fortunes are sorted by message, with the one
-added at request time, escaped into an HTML table.
+added at request time, escaped into an HTML table. `queries` and `updates`
+prepare their read once per request (`conn.prepare`) and run it for each row.
 """
 
 from __future__ import annotations
@@ -121,8 +122,9 @@ def create_app(url: str | None = None, **options: Any) -> App:
         ids = random.sample(range(1, WORLD_ROWS + 1), query_count(request))
         worlds = []
         async with db.connection() as conn:
+            read_world = await conn.prepare(READ_WORLD)  # parsed and planned once
             for world_id in ids:
-                row = await conn.fetchrow(READ_WORLD, world_id)
+                row = await read_world.fetchrow(world_id)
                 assert row is not None
                 worlds.append({"id": row[0], "randomNumber": row[1]})
         return worlds
@@ -133,8 +135,9 @@ def create_app(url: str | None = None, **options: Any) -> App:
         ids = sorted(random.sample(range(1, WORLD_ROWS + 1), query_count(request)))
         worlds = []
         async with db.connection() as conn:
+            read_number = await conn.prepare(READ_NUMBER)
             for world_id in ids:
-                old = await conn.fetchval(READ_NUMBER, world_id)
+                old = await read_number.fetchval(world_id)
                 new = random_id()
                 while new == old:
                     new = random_id()

@@ -30,7 +30,7 @@ BIN = Path(sys.executable).parent
 DEV_PEERS = ["shoal", "shoal-auth", "granian-rsgi", "raw-asgi", "shoal-no-watchdog",
              "shoal-untyped", "shoal-flask", "shoal-db", "shoal-jwt-nocache", "shoal-ratelimited",
              "shoal-runnerly", "aiohttp-runnerly", "shoal-ops-off", "shoal-access-log",
-             "shoal-otel", "aiohttp-reuseport"]  # fmt: skip
+             "shoal-otel", "aiohttp-reuseport", "shoal-1000-routes"]  # fmt: skip
 # shoal-db serves examples.techempower_db on a SQLite file here (PostgreSQL in the bench)
 PAIRS = [(p, w) for p in DEV_PEERS for w in WORKLOADS if PEERS[p].runs(w.name)]
 TRIO = ["shoal", "granian-rsgi", "raw-asgi"]

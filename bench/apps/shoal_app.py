@@ -27,12 +27,15 @@ def build(
     auth: bool = False,
     jwt_cache: int = 10_000,
     rate_limited: bool = False,
+    extra_routes: int = 0,
     **options: Any,
 ) -> App:
     """The bench app; `typed=False` serves `/items` by reading the request by hand,
     `auth` adds the `auth-*` workloads' routes (`jwt_cache=0`: every token's
     signature verified on every request), `rate_limited` puts the whole app
-    under an (unreachable) in-process rate limit.
+    under an (unreachable) in-process rate limit, `extra_routes` registers that
+    many more dynamic routes (`/svc{i}/items/{item_id:int}`) before the `params`
+    route.
 
     `shoal.security` is imported only by the variants that use it: its JOSE
     and cryptography libraries are about 12 MiB of a worker's memory, which
@@ -58,6 +61,12 @@ def build(
     @app.get("/")
     async def now() -> dict[str, float]:
         return {"time": time.time()}
+
+    for i in range(extra_routes):
+
+        @app.get(f"/svc{i}/items/{{item_id:int}}", operation_id=f"svc{i}")
+        async def extra(item_id: int) -> dict[str, int]:
+            return {"id": item_id}
 
     @app.get("/users/{id:int}")
     async def user(id: int, request: Request) -> dict[str, object]:

@@ -83,6 +83,7 @@ __all__ = ["Container", "Override", "Provider", "RequestScope", "Scope", "depend
 Scope = Literal["app", "request"]
 
 _REQUEST: Any = object()  # a dependency on the Request itself
+_MISSING: Any = object()  # not in a request scope's cache yet
 _UNWRAP = {
     abc.AsyncIterator,
     abc.AsyncGenerator,
@@ -192,10 +193,10 @@ class RequestScope:
         """The value of `provider` (an effective, bound provider) in this scope."""
         if provider.scope == "app":
             return self.container.app_values[provider]
-        try:
-            return self.cache[provider]
-        except KeyError:
-            pass
+        cache = self.cache
+        value = cache.get(provider, _MISSING)
+        if value is not _MISSING:
+            return value
         kwargs: dict[str, Any] = {}
         for name, dep in provider.deps:
             if dep is _REQUEST:
@@ -205,10 +206,17 @@ class RequestScope:
                         "a request (app.call)"
                     )
                 kwargs[name] = self.request
-            else:
-                kwargs[name] = await self.get(dep)
-        value = await self.create(provider, kwargs)
-        self.cache[provider] = value
+                continue
+            # a value already made (or app-scoped) costs no coroutine of its own
+            value = cache.get(dep, _MISSING)
+            if value is _MISSING:
+                value = await self.get(dep)
+            kwargs[name] = value
+        if provider.style == "async":  # the common case, without `create`'s coroutine
+            value = await provider.func(**kwargs)
+        else:
+            value = await self.create(provider, kwargs)
+        cache[provider] = value
         return value
 
     async def create(self, provider: Provider, kwargs: dict[str, Any]) -> Any:

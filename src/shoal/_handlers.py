@@ -355,7 +355,10 @@ class HandlerPlan:
         return result if self.encoder is None else self.encoder(result)
 
     async def _call_scoped(self, request: Request) -> Any:
-        kwargs = await self.arguments(request)
+        if self._sync_arguments:
+            kwargs = self._sync_resolved(request)
+        else:
+            kwargs = await self.arguments(request)
         scope = RequestScope(self._container, request)
         try:
             for name, provider in self._scoped:
@@ -366,5 +369,6 @@ class HandlerPlan:
         except BaseException as exc:
             await scope.aclose(exc)
             raise
-        await scope.aclose()
+        if scope.stack is not None:  # a generator provider to close
+            await scope.aclose()
         return result

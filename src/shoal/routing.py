@@ -6,8 +6,17 @@ Rules (each decided here and nowhere else):
   are listed in `CONVERTERS`. `{name:path}` may only end a template and
   matches the rest of the path, slashes included.
 - Static paths are matched by one dict look-up; they win over dynamic ones
-  (`/users/me` beats `/users/{name}`). Dynamic templates are tried in
-  registration order.
+  (`/users/me` beats `/users/{name}`). Among dynamic templates the first
+  registered that matches wins.
+- Dynamic templates are indexed by their literal prefix (`literal_prefix`:
+  `/users/` for `/users/{id}/posts`): a match looks up the longest prefix of
+  the path that some template has, and tries only the templates of that
+  prefix and of its shorter prefixes, in registration order. A template that
+  starts with a parameter (`/{tenant}/orders/{id}`) is indexed the same way
+  by what follows the parameter (`after_first_parameter`). The cost of a
+  match grows with the depth of the path, not with the number of routes
+  (except among templates that share a prefix, or start with a mixed
+  segment such as `/v{n:int}/...`, which share the prefix `/`).
 - Matching is exact about trailing slashes: `/items` and `/items/` are two
   paths. When only the other form exists, the app answers with a 308 redirect
   to it (`Router.alternate`).
@@ -36,7 +45,17 @@ from typing import Any, Generic, TypeVar
 
 from .errors import ConfigurationError, MethodNotAllowed, NotFound, RouteConflict
 
-__all__ = ["CONVERTERS", "WEBSOCKET", "Converter", "Mounts", "Route", "Router", "normalise_prefix"]
+__all__ = [
+    "CONVERTERS",
+    "WEBSOCKET",
+    "Converter",
+    "Mounts",
+    "Route",
+    "Router",
+    "after_first_parameter",
+    "literal_prefix",
+    "normalise_prefix",
+]
 
 T = TypeVar("T")
 
@@ -90,6 +109,10 @@ class Route(Generic[T]):
     regex: re.Pattern[str] | None
     shape: str
     handlers: dict[str, T] = field(default_factory=dict)
+    # registration order among the dynamic routes (the tie-break), and the
+    # parameters that need converting (a `str` one is used as matched)
+    order: int = 0
+    typed: tuple[tuple[str, Callable[[str], Any]], ...] = ()
 
     def allowed(self) -> list[str]:
         """The methods this path answers, as sent in `Allow`."""
@@ -140,6 +163,59 @@ def compile_template(template: str) -> tuple[dict[str, Converter], re.Pattern[st
     return params, re.compile("".join(pattern)), "".join(shape)
 
 
+def literal_prefix(template: str) -> str:
+    """The text of `template` up to the `/` that ends its last whole literal
+    segment before the first parameter: `/users/` for `/users/{id}/posts`,
+    `/` for `/{tenant}/x` or `/v{n:int}`. Every path the template matches
+    starts with it, and a parameter never holds a `/` (except `{name:path}`,
+    which comes after it)."""
+    brace = template.find("{")
+    return template[: template.rfind("/", 0, brace if brace >= 0 else len(template)) + 1]
+
+
+_WHOLE_PARAM = re.compile(r"{[A-Za-z_][A-Za-z0-9_]*(?::(?!path})[a-z]+)?}")
+
+
+def after_first_parameter(template: str) -> str | None:
+    """For a template whose first segment is one parameter and more follows
+    (`/{tenant}/orders/{id}`), the rest from the second `/` (`/orders/{id}`);
+    else None. Such templates are indexed by the literal prefix of that rest."""
+    cut = template.find("/", 1)
+    if cut < 0 or _WHOLE_PARAM.fullmatch(template, 1, cut) is None:
+        return None
+    return template[cut:]
+
+
+def _prefix_index(entries: list[tuple[str, Route[T]]]) -> tuple[dict[str, list[Route[T]]], int]:
+    """prefix -> the routes of that prefix and of its shorter prefixes, in
+    registration order (`entries` are (prefix, route) in that order); and the
+    longest prefix's length."""
+    own: dict[str, list[Route[T]]] = {"/": []}
+    for prefix, route in entries:
+        own.setdefault(prefix, []).append(route)
+    index: dict[str, list[Route[T]]] = {}
+    for prefix in own:
+        routes: list[Route[T]] = []
+        end = 0
+        while end >= 0:
+            routes += own.get(prefix[: end + 1], ())
+            end = prefix.find("/", end + 1)
+        routes.sort(key=_order)
+        index[prefix] = routes
+    return index, max(map(len, index))
+
+
+def _candidates(index: dict[str, list[Route[T]]], longest: int, path: str) -> list[Route[T]]:
+    """The routes of the longest prefix of `path` in `index`."""
+    end = path.rfind("/", 0, longest)
+    while end > 0:
+        found = index.get(path[: end + 1])
+        if found is not None:
+            return found
+        end = path.rfind("/", 0, end)
+    return index["/"]
+
+
 class Router(Generic[T]):
     """Maps (method, path) to a handler of type T and its typed path parameters."""
 
@@ -147,6 +223,14 @@ class Router(Generic[T]):
         self._static: dict[str, Route[T]] = {}
         self._dynamic: list[Route[T]] = []
         self._by_shape: dict[str, Route[T]] = {}
+        # literal prefix -> the dynamic routes whose prefix is it or a shorter
+        # prefix of it, in registration order (built on the first match)
+        self._by_prefix: dict[str, list[Route[T]]] | None = None
+        self._longest = 1
+        # the same for templates that start with a parameter (`/{tenant}/...`),
+        # keyed by the literal prefix of what follows it (None: there are none)
+        self._by_rest: dict[str, list[Route[T]]] | None = None
+        self._rest_longest = 1
 
     def add(
         self,
@@ -162,12 +246,14 @@ class Router(Generic[T]):
         params, regex, shape = compiled or compile_template(template)
         route = self._by_shape.get(shape)
         if route is None:
-            route = Route(template, params, regex, shape)
+            typed = tuple((name, c.convert) for name, c in params.items() if c.convert is not str)
+            route = Route(template, params, regex, shape, order=len(self._dynamic), typed=typed)
             self._by_shape[shape] = route
             if regex is None:
                 self._static[template] = route
             else:
                 self._dynamic.append(route)
+                self._by_prefix = None
         elif route.template != template:
             # same shape, other names: one of the two could never be reached
             if set(methods) & set(route.handlers):
@@ -191,22 +277,57 @@ class Router(Generic[T]):
     def __iter__(self) -> Iterator[Route[T]]:
         return iter(self._by_shape.values())
 
+    def _index(self) -> dict[str, list[Route[T]]]:
+        by_prefix: list[tuple[str, Route[T]]] = []
+        by_rest: list[tuple[str, Route[T]]] = []
+        for route in self._dynamic:
+            rest = after_first_parameter(route.template)
+            if rest is None:
+                by_prefix.append((literal_prefix(route.template), route))
+            else:
+                by_rest.append((literal_prefix(rest), route))
+        self._by_rest, self._rest_longest = _prefix_index(by_rest) if by_rest else (None, 1)
+        index, self._longest = _prefix_index(by_prefix)
+        self._by_prefix = index
+        return index
+
+    def _find_dynamic(self, path: str) -> tuple[Route[T], dict[str, Any]] | None:
+        # the candidates: the routes of the longest literal prefix of `path`
+        # that some route has (see `literal_prefix`), in registration order
+        # (`_candidates`, written out here: this is every dynamic match's path)
+        index = self._by_prefix or self._index()
+        end = path.rfind("/", 0, self._longest)
+        while end > 0:
+            candidates = index.get(path[: end + 1])
+            if candidates is not None:
+                break
+            end = path.rfind("/", 0, end)
+        else:
+            candidates = index["/"]
+        if self._by_rest is not None:  # and those of `/{param}/...`, by the rest of the path
+            cut = path.find("/", 1)
+            if cut > 0:
+                more = _candidates(self._by_rest, self._rest_longest, path[cut:])
+                if more:
+                    candidates = sorted([*candidates, *more], key=_order) if candidates else more
+        for route in candidates:
+            found = route.regex.match(path)  # type: ignore[union-attr]  # dynamic: has one
+            if found is not None:
+                params = found.groupdict()
+                try:
+                    for name, convert in route.typed:
+                        params[name] = convert(params[name])
+                except ValueError:  # out-of-range float and the like: not this route
+                    continue
+                return route, params
+        return None
+
     def find(self, path: str) -> tuple[Route[T], dict[str, Any]] | None:
         """The route that matches `path` (whatever the method) and its parameters."""
         route = self._static.get(path)
         if route is not None:
             return route, {}
-        for route in self._dynamic:
-            assert route.regex is not None
-            found = route.regex.match(path)
-            if found is not None:
-                values = found.groupdict()
-                try:
-                    params = {name: route.params[name].convert(v) for name, v in values.items()}
-                except ValueError:  # out-of-range float and the like: not this route
-                    continue
-                return route, params
-        return None
+        return self._find_dynamic(path)
 
     def match(self, method: str, path: str) -> tuple[T | None, dict[str, Any]]:
         """The handler for `method` on `path`, and the converted path parameters.
@@ -219,7 +340,9 @@ class Router(Generic[T]):
             handler = static.handlers.get(method)
             if handler is not None:
                 return handler, {}
-        found = self.find(path)
+            found: tuple[Route[T], dict[str, Any]] | None = (static, {})
+        else:
+            found = self._find_dynamic(path)
         if found is None:
             raise NotFound(detail=f"No route matches {path}")
         route, params = found
@@ -241,6 +364,10 @@ class Router(Generic[T]):
             return None
         other = path[:-1] if path.endswith("/") else path + "/"
         return other if self.find(other) is not None else None
+
+
+def _order(route: Route[Any]) -> int:
+    return route.order
 
 
 def normalise_prefix(prefix: str) -> str:

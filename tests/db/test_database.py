@@ -473,3 +473,30 @@ async def test_sqlite_file_that_cannot_be_opened_is_unavailable(tmp_path: Path) 
         await db.open()
     assert isinstance(caught.value.__cause__, sqlite3.Error)
     assert not db.is_open
+
+
+async def test_a_connection_held_while_the_database_closes_goes_back_quietly(
+    database_url: str,
+) -> None:
+    # a request that outlives the shutdown's drain: its connection comes back
+    # while the pool is closing, and neither side raises
+    db = Database(database_url, acquire_timeout=2)
+    await db.open()
+    async with db.connection() as conn:
+        assert await conn.fetchval("SELECT 1") == 1
+        closing = asyncio.create_task(db.aclose())
+        await asyncio.sleep(0.05)
+        assert not closing.done()  # asyncpg waits for the connection lent out
+        assert await conn.fetchval("SELECT 2") == 2
+    await asyncio.wait_for(closing, 1)  # released: the close ends without the timeout
+    assert not db.is_open
+
+
+async def test_a_connection_kept_past_the_close_fails_as_a_database_error(tmp_path: Path) -> None:
+    db = Database(f"sqlite:///{tmp_path}/x.db", acquire_timeout=0.1)
+    await db.open()
+    async with db.connection() as conn:
+        await db.aclose()  # gives up waiting for `conn` after acquire_timeout
+        with pytest.raises(DatabaseError, match="closed"):
+            await conn.fetchval("SELECT 1")
+    assert not db.is_open

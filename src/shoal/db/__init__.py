@@ -25,7 +25,7 @@ from ..errors import (
     MigrationError,
     OutOfRange,
 )
-from .database import DEFAULT_URL, Connection, Database, DatabaseOptions, Row
+from .database import DEFAULT_URL, Connection, Database, DatabaseOptions, Row, Statement
 from .migrations import migrate
 
 __all__ = [
@@ -39,5 +39,6 @@ __all__ = [
     "MigrationError",
     "OutOfRange",
     "Row",
+    "Statement",
     "migrate",
 ]

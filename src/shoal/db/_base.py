@@ -20,7 +20,7 @@ from typing import Any, Generic, TypeVar
 from ..errors import ConfigurationError
 from ..metrics import Histogram
 
-__all__ = ["Connection", "DatabaseOptions", "Pool", "Row"]
+__all__ = ["Connection", "DatabaseOptions", "Pool", "Row", "Statement"]
 
 
 class Row(ABC):
@@ -65,6 +65,41 @@ class Row(ABC):
         """The value of column `key`, or `default` when there is no such column."""
 
 
+class Statement(ABC):
+    """A statement prepared on one connection (`await conn.prepare(sql)`), run
+    again and again with new arguments: no parsing or planning after the first.
+
+    It belongs to the connection it was prepared on, and lives as long as you
+    hold that connection (the `async with db.connection()` or
+    `db.transaction()` block): used after the block, it raises `DatabaseError`.
+    """
+
+    __slots__ = ()
+
+    sql: str
+    """The SQL text it was prepared from (`$1, $2, ...` placeholders)."""
+
+    @abstractmethod
+    async def fetch(self, *args: Any) -> list[Row]:
+        """Run it and return all its rows."""
+
+    @abstractmethod
+    async def fetchrow(self, *args: Any) -> Row | None:
+        """Run it and return its first row, or None when it returns none."""
+
+    @abstractmethod
+    async def fetchval(self, *args: Any) -> Any:
+        """Run it and return the first column of its first row (None if no row)."""
+
+    @abstractmethod
+    async def execute(self, *args: Any) -> int:
+        """Run it; return the number of rows it affected (0 if it reports none)."""
+
+    @abstractmethod
+    async def executemany(self, args: Iterable[Sequence[Any]]) -> None:
+        """Run it once per argument tuple, all or nothing."""
+
+
 class Connection(ABC):
     """One pooled connection: the same statements as `Database`, on one session.
 
@@ -102,6 +137,17 @@ class Connection(ABC):
     @abstractmethod
     async def execute_script(self, script: str) -> None:
         """Run several `;`-separated statements that take no arguments (a migration)."""
+
+    @abstractmethod
+    async def prepare(self, sql: str) -> Statement:
+        """Prepare `sql` on this connection, to run it many times (see `Statement`).
+
+        On PostgreSQL this is asyncpg's prepared statement: the server parses
+        and plans it once (one round trip, here), and each run skips the
+        statement cache's look-up as well. On SQLite the statement is
+        compiled on its first run and kept compiled by the connection; an
+        error in the SQL shows there, not here.
+        """
 
     @abstractmethod
     def transaction(self, *, readonly: bool = False) -> AbstractAsyncContextManager[Connection]:

@@ -19,9 +19,9 @@ import asyncpg
 from asyncpg import exceptions as pg
 
 from ..errors import DatabaseError, DatabaseUnavailable, IntegrityError, OutOfRange
-from ._base import Connection, DatabaseOptions, Pool, Row
+from ._base import Connection, DatabaseOptions, Pool, Row, Statement
 
-__all__ = ["PostgresConnection", "PostgresPool", "PostgresRow"]
+__all__ = ["PostgresConnection", "PostgresPool", "PostgresRow", "PostgresStatement"]
 
 logger = logging.getLogger("shoal.db")
 
@@ -82,17 +82,72 @@ def _rowcount(status: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
+class PostgresStatement(Statement):
+    """An asyncpg prepared statement on one pooled connection."""
+
+    __slots__ = ("sql", "_raw", "_conn")
+
+    def __init__(self, sql: str, raw: Any, conn: PostgresConnection) -> None:
+        self.sql = sql
+        self._raw = raw  # an asyncpg PreparedStatement (typed Any: its rows are PostgresRows)
+        self._conn = conn
+
+    def _error(self, exc: BaseException) -> DatabaseError:
+        conn = self._conn
+        if conn.released:  # asyncpg refused: the lease is over
+            return DatabaseError(
+                f"the statement {self.sql!r} was prepared on a connection that has gone back "
+                "to the pool: prepare it again inside the `async with` block that holds one"
+            )
+        return translate(exc, conn.raw, conn.retry_after)
+
+    async def fetch(self, *args: Any) -> list[Row]:
+        try:
+            rows: list[Row] = await self._raw.fetch(*args)
+        except Exception as exc:
+            raise self._error(exc) from exc
+        return rows
+
+    async def fetchrow(self, *args: Any) -> Row | None:
+        try:
+            row: Row | None = await self._raw.fetchrow(*args)
+        except Exception as exc:
+            raise self._error(exc) from exc
+        return row
+
+    async def fetchval(self, *args: Any) -> Any:
+        try:
+            return await self._raw.fetchval(*args)
+        except Exception as exc:
+            raise self._error(exc) from exc
+
+    async def execute(self, *args: Any) -> int:
+        try:
+            await self._raw.fetch(*args)
+        except Exception as exc:
+            raise self._error(exc) from exc
+        return _rowcount(self._raw.get_statusmsg() or "")
+
+    async def executemany(self, args: Iterable[Sequence[Any]]) -> None:
+        try:
+            await self._raw.executemany(args)
+        except Exception as exc:
+            raise self._error(exc) from exc
+
+
 class PostgresConnection(Connection):
     """A pooled asyncpg connection."""
 
-    __slots__ = ("raw", "_retry_after")
+    __slots__ = ("raw", "retry_after", "released")
 
     def __init__(self, raw: Any, retry_after: int) -> None:
         self.raw: asyncpg.Connection = raw
-        self._retry_after = retry_after
+        self.retry_after = retry_after
+        self.released = False
+        """Set when the pool takes the connection back: its statements stop working."""
 
     def _error(self, exc: BaseException) -> DatabaseError:
-        return translate(exc, self.raw, self._retry_after)
+        return translate(exc, self.raw, self.retry_after)
 
     async def _run(self, call: Callable[..., Awaitable[T]], *args: Any) -> T:
         """`await call(*args)`, every error it raises translated."""
@@ -118,6 +173,9 @@ class PostgresConnection(Connection):
 
     async def execute_script(self, script: str) -> None:
         await self._run(self._script, script)
+
+    async def prepare(self, sql: str) -> Statement:
+        return PostgresStatement(sql, await self._run(self.raw.prepare, sql), self)
 
     async def _script(self, script: str) -> None:
         async with self.raw.transaction():
@@ -186,7 +244,10 @@ class PostgresPool(Pool[PostgresConnection]):
             raise translate(exc, None, self._retry_after) from exc
 
     async def close(self) -> None:
-        pool, self._pool = self._pool, None
+        # `_pool` stays set while asyncpg waits for the connections still lent
+        # out (a request that outlived the shutdown's drain): they come back
+        # through `release` as usual
+        pool = self._pool
         if pool is not None:
             try:
                 async with asyncio.timeout(self.options.acquire_timeout):
@@ -194,6 +255,8 @@ class PostgresPool(Pool[PostgresConnection]):
             except (Exception, TimeoutError) as exc:
                 logger.warning("closing the PostgreSQL pool failed (%r); terminating it", exc)
                 pool.terminate()
+            finally:
+                self._pool = None
 
     def open_connections(self) -> int:
         return self._pool.get_size() if self._pool is not None else 0
@@ -216,9 +279,12 @@ class PostgresPool(Pool[PostgresConnection]):
 
     async def release(self, conn: PostgresConnection) -> None:
         """Return `conn` to the pool; a connection that died is dropped by asyncpg."""
-        assert self._pool is not None
+        conn.released = True
+        pool = self._pool
+        if pool is None:  # the pool was closed, and this connection with it
+            return
         try:
             # `raw` is typed as the connection it stands for; it is the pool's proxy.
-            await self._pool.release(conn.raw)  # type: ignore[arg-type]
+            await pool.release(conn.raw)  # type: ignore[arg-type]
         except Exception as exc:
             logger.debug("releasing a PostgreSQL connection failed: %r", exc)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import math
 import sqlite3
 import time
@@ -22,12 +23,14 @@ from functools import lru_cache
 from typing import Any, ClassVar, TypeVar
 
 from ..errors import DatabaseError, DatabaseUnavailable, IntegrityError, OutOfRange
-from ._base import Connection, DatabaseOptions, Pool, Row
+from ._base import Connection, DatabaseOptions, Pool, Row, Statement
 from ._sql import split_script, to_sqlite
 
-__all__ = ["SQLiteConnection", "SQLitePool", "SQLiteRow"]
+__all__ = ["SQLiteConnection", "SQLitePool", "SQLiteRow", "SQLiteStatement"]
 
 T = TypeVar("T")
+
+logger = logging.getLogger("shoal.db")
 
 # Primary result codes (the low byte of an extended code).
 _BUSY, _LOCKED, _INTERRUPT, _IOERR, _FULL, _CANTOPEN, _CONSTRAINT = 5, 6, 9, 10, 13, 14, 19
@@ -117,10 +120,54 @@ def _rows(cursor: sqlite3.Cursor, rows: list[Any]) -> list[Row]:
     return list(map(cls, rows))  # type: ignore[arg-type]
 
 
+class SQLiteStatement(Statement):
+    """A statement for one lease of a `SQLiteConnection`.
+
+    sqlite3 compiles a statement on its first run and keeps it compiled in
+    the connection's cache (`cached_statements`), keyed by its text: what is
+    prepared here is the text (`$n` placeholders rewritten once) and the check
+    that the connection is still the caller's.
+    """
+
+    __slots__ = ("sql", "_conn", "_text", "_lease")
+
+    def __init__(self, sql: str, conn: SQLiteConnection, lease: int) -> None:
+        self.sql = sql
+        self._conn = conn
+        self._text = to_sqlite(sql)
+        self._lease = lease
+
+    def _submit(
+        self, work: Callable[[sqlite3.Connection, str, Sequence[Any]], T], args: Sequence[Any]
+    ) -> asyncio.Future[T]:
+        conn = self._conn
+        if conn.lease != self._lease:
+            raise DatabaseError(
+                f"the statement {self.sql!r} was prepared on a connection that has gone back "
+                "to the pool: prepare it again inside the `async with` block that holds one"
+            )
+        return conn.submit(work, self._text, args)
+
+    async def fetch(self, *args: Any) -> list[Row]:
+        return await self._submit(_fetch, args)
+
+    async def fetchrow(self, *args: Any) -> Row | None:
+        return await self._submit(_fetchrow, args)
+
+    async def fetchval(self, *args: Any) -> Any:
+        return await self._submit(_fetchval, args)
+
+    async def execute(self, *args: Any) -> int:
+        return await self._submit(_execute, args)
+
+    async def executemany(self, args: Iterable[Sequence[Any]]) -> None:
+        await self._submit(_executemany, list(args))
+
+
 class SQLiteConnection(Connection):
     """A `sqlite3` connection confined to its own thread."""
 
-    __slots__ = ("raw", "_executor", "_options", "_deadline", "_depth")
+    __slots__ = ("raw", "_executor", "_options", "_deadline", "_depth", "lease")
 
     def __init__(self, executor: ThreadPoolExecutor, raw: sqlite3.Connection, options: Any) -> None:
         self._executor = executor
@@ -128,6 +175,8 @@ class SQLiteConnection(Connection):
         self._options: DatabaseOptions = options
         self._deadline = math.inf
         self._depth = 0  # transactions open on this connection, nested ones included
+        self.lease = 0
+        """Counts the times the connection went back to the pool (its statements' guard)."""
         raw.set_progress_handler(self._past_deadline, _PROGRESS_STEPS)
 
     @classmethod
@@ -151,7 +200,10 @@ class SQLiteConnection(Connection):
 
     def _call(self, fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
         """Submit `fn(*args)` to the connection's thread: a future of its result."""
-        return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        try:
+            return asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+        except RuntimeError as exc:  # its thread is gone: the pool closed the connection
+            raise DatabaseError("the connection was closed with its database") from exc
 
     async def run_sync(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Call `fn(raw)` on the connection's own thread and return its result.
@@ -186,6 +238,16 @@ class SQLiteConnection(Connection):
             with contextlib.suppress(sqlite3.Error):
                 self.raw.execute("ROLLBACK")
 
+    def submit(
+        self,
+        work: Callable[[sqlite3.Connection, str, Sequence[Any]], T],
+        sql: str,
+        args: Sequence[Any],
+    ) -> asyncio.Future[T]:
+        """A future of `work(raw, sql, args)`, run on the connection's thread under
+        the statement timeout, its errors translated."""
+        return self._call(self._run, work, sql, args)
+
     # -- the Connection API ---------------------------------------------------------
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
@@ -201,9 +263,10 @@ class SQLiteConnection(Connection):
         return await self._call(self._run, _execute, sql, args)
 
     async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
-        rows = list(args)
-        statement = to_sqlite(sql)
-        await self._call(self._run, _atomically, lambda raw: raw.executemany(statement, rows))
+        await self._call(self._run, _executemany, sql, list(args))
+
+    async def prepare(self, sql: str) -> Statement:
+        return SQLiteStatement(sql, self, self.lease)
 
     async def execute_script(self, script: str) -> None:
         statements = split_script(script)
@@ -270,6 +333,7 @@ class SQLiteConnection(Connection):
 
         The pool calls it on every release.
         """
+        self.lease += 1  # the statements prepared on this lease stop here
         if self.raw.in_transaction:
             await self._call(self._rollback_quietly)
         self._depth = 0
@@ -310,6 +374,15 @@ def _execute(raw: sqlite3.Connection, sql: str, args: Sequence[Any]) -> int:
     count = cursor.rowcount
     cursor.close()
     return max(count, 0)
+
+
+def _executemany(raw: sqlite3.Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+    statement = to_sqlite(sql)
+
+    def run(raw: sqlite3.Connection) -> None:
+        raw.executemany(statement, rows)
+
+    _atomically(raw, run)
 
 
 def _atomically(raw: sqlite3.Connection, work: Callable[[sqlite3.Connection], None]) -> None:
@@ -380,6 +453,7 @@ class SQLitePool(Pool[SQLiteConnection]):
         self._idle: asyncio.Queue[SQLiteConnection] = asyncio.Queue()
         self._all: list[SQLiteConnection] = []
         self._opening = 0
+        self._closed = False
 
     async def open(self) -> None:
         for _ in range(max(1, min(self.options.min_size, self.size))):
@@ -417,10 +491,24 @@ class SQLitePool(Pool[SQLiteConnection]):
 
     async def release(self, conn: SQLiteConnection) -> None:
         """Return `conn` to the pool, rolling back a transaction left open on it."""
+        if self._closed:  # closed under its user, who kept it past the wait in `close`
+            return
         await conn.reset()
         self._idle.put_nowait(conn)
 
     async def close(self) -> None:
+        """Close every connection, after waiting (up to `acquire_timeout`) for those
+        lent out to come back, as asyncpg's pool does."""
+        lent = len(self._all) - self._idle.qsize()
+        try:
+            async with asyncio.timeout(self.options.acquire_timeout):
+                for _ in range(lent):
+                    await self._idle.get()
+        except TimeoutError:
+            logger.warning(
+                "closing SQLite connections still in use after %ss", self.options.acquire_timeout
+            )
+        self._closed = True
         connections, self._all = self._all, []
         for conn in connections:
             await conn.close()

@@ -37,10 +37,10 @@ from urllib.parse import urlsplit, urlunsplit
 from ..errors import ConfigurationError, DatabaseError
 from ..metrics import Histogram, Sample
 from ..tracing import database_span
-from ._base import Connection, DatabaseOptions, Pool, Row
+from ._base import Connection, DatabaseOptions, Pool, Row, Statement
 from ._sqlite import SQLitePool
 
-__all__ = ["DEFAULT_URL", "Connection", "Database", "DatabaseOptions", "Row"]
+__all__ = ["DEFAULT_URL", "Connection", "Database", "DatabaseOptions", "Row", "Statement"]
 
 DEFAULT_URL = "sqlite://:memory:"
 """The database used when neither `url` nor `DATABASE_URL` names one."""
