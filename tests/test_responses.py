@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import AsyncIterator
+from http import HTTPStatus
 from typing import Any
 
 import msgspec
@@ -61,6 +62,19 @@ def test_response_headers_and_media_type() -> None:
     assert response.header("X-A") == "1" and response.header("nope") is None
     explicit = Response(b"", headers=[("Content-Type", "image/png")], media_type="text/plain")
     assert explicit.headers == [("content-type", "image/png")]
+
+
+def test_a_response_without_headers_gets_its_own_list_and_a_checked_status() -> None:
+    # the fast path (no headers given) must behave as the general one
+    first, second = Response(b"a", media_type="text/plain"), Response(b"b", media_type="text/plain")
+    assert first.headers == [("content-type", "text/plain; charset=utf-8")]
+    first.headers.append(("x-one", "1"))
+    assert second.headers == [("content-type", "text/plain; charset=utf-8")]  # not shared
+    assert Response(b"").headers == [] and Response(status=204).status == 204
+    assert JSONResponse({"a": 1}, status=HTTPStatus.CREATED).status.__class__ is int
+    for bad in (True, 99, 600, "200", 200.0):
+        with pytest.raises(ValueError, match="200 to 599"):
+            Response(b"", status=bad)  # type: ignore[arg-type]
 
 
 def test_json_response() -> None:

@@ -11,6 +11,7 @@ msgspec `Struct`, dataclass → JSON 200 (or the route's `status`); `None` →
 from __future__ import annotations
 
 import datetime
+import functools
 import logging
 import re
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable, Iterable, Mapping
@@ -147,6 +148,14 @@ def _header_list(headers: Mapping[str, str] | Iterable[tuple[str, str]] | None) 
     return checked
 
 
+@functools.lru_cache(maxsize=64)
+def _content_type(media_type: str) -> tuple[str, str]:
+    # the `content-type` header of `media_type`: text types get `; charset=utf-8`
+    if media_type.startswith("text/") and "charset" not in media_type:
+        media_type += "; charset=utf-8"
+    return ("content-type", media_type)
+
+
 class Response:
     """A complete response: status, headers and a body of bytes (or str, UTF-8).
 
@@ -165,8 +174,14 @@ class Response:
         headers: Mapping[str, str] | Iterable[tuple[str, str]] | None = None,
         media_type: str | None = None,
     ) -> None:
-        self.status = check_status(status)
+        if status.__class__ is not int or not 200 <= status <= 599:  # HTTPStatus, bool, 99...
+            status = check_status(status)
+        self.status = status
         self.body = content.encode() if isinstance(content, str) else content
+        media_type = media_type or self.media_type
+        if headers is None:  # the common case: nothing to check, the content type cached
+            self.headers = [] if media_type is None else [_content_type(media_type)]
+            return
         self.headers = _header_list(headers)
         if self.body:
             length = self.header("content-length")
@@ -175,11 +190,8 @@ class Response:
                 raise ValueError(
                     f"content-length {length!r} does not match the body of {len(self.body)} bytes"
                 )
-        media_type = media_type or self.media_type
         if media_type is not None and not any(k == "content-type" for k, _ in self.headers):
-            if media_type.startswith("text/") and "charset" not in media_type:
-                media_type += "; charset=utf-8"
-            self.headers.append(("content-type", media_type))
+            self.headers.append(_content_type(media_type))
 
     @classmethod
     def from_parts(cls, status: int, headers: list[tuple[str, str]], body: bytes) -> Response:
