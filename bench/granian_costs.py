@@ -19,39 +19,27 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .environment import BIN, ensure_tools, ensure_venv, say
-from .peers import Command, Peer
+from .peers import Peer, granian
 from .run import Result, Settings, measure
 from .workloads import BY_NAME as WORKLOADS
 
 _APP = "bench.apps.granian_variants"
 
 
-def granian_command(interface: str, target: str) -> Command:
-    """granian serving `target`, its settings as in `python -m bench` (logs at warning)."""
-
-    def command(bin_dir: Path, port: int, workers: int) -> list[str]:
-        return [
-            str(bin_dir / "granian"), "--interface", interface, "--host", "127.0.0.1",
-            "--port", str(port), "--workers", str(workers), "--log-level", "warning", target,
-        ]  # fmt: skip
-
-    return command
-
-
 VARIANTS: list[Peer] = [
     Peer("bytes-shared", "response_bytes, one header list (baseline)", "ceiling",
-         granian_command("rsgi", f"{_APP}:bytes_shared"), workloads=("json",)),
+         granian("rsgi", f"{_APP}:bytes_shared"), workloads=("json",)),
     Peer("bytes-fresh", "response_bytes, a header list per response", "ceiling",
-         granian_command("rsgi", f"{_APP}:bytes_fresh"), workloads=("json",)),
+         granian("rsgi", f"{_APP}:bytes_fresh"), workloads=("json",)),
     Peer("two-headers", "response_bytes, two headers (+ x-request-id)", "ceiling",
-         granian_command("rsgi", f"{_APP}:bytes_two_headers"), workloads=("json",)),
+         granian("rsgi", f"{_APP}:bytes_two_headers"), workloads=("json",)),
     Peer("str-body", "response_str (a str body)", "ceiling",
-         granian_command("rsgi", f"{_APP}:str_body"), workloads=("json",)),
+         granian("rsgi", f"{_APP}:str_body"), workloads=("json",)),
     Peer("loop-asyncio", "baseline, --loop asyncio", "ceiling",
-         granian_command("rsgi", f"{_APP}:bytes_shared"), workloads=("json",),
+         granian("rsgi", f"{_APP}:bytes_shared"), workloads=("json",),
          env={"GRANIAN_LOOP": "asyncio"}),
     Peer("loop-uvloop", "baseline, --loop uvloop", "ceiling",
-         granian_command("rsgi", f"{_APP}:bytes_shared"), workloads=("json",),
+         granian("rsgi", f"{_APP}:bytes_shared"), workloads=("json",),
          env={"GRANIAN_LOOP": "uvloop"}),
 ]  # fmt: skip
 

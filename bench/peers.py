@@ -67,8 +67,9 @@ class Peer:
         return workload in self.workloads
 
 
-def _granian(interface: str, target: str) -> Command:
-    # The same server settings as `shoal run`: granian's defaults, logs at warning.
+def granian(interface: str, target: str) -> Command:
+    """granian serving `target` on `interface` (`rsgi`, `asgi`): the same server
+    settings as `shoal run`, granian's defaults, logs at warning."""
     def command(bin_dir: Path, port: int, workers: int) -> list[str]:
         return [
             str(bin_dir / "granian"), "--interface", interface, "--host", "127.0.0.1",
@@ -135,7 +136,7 @@ PEERS: list[Peer] = [
     Peer("shoal-auth", "shoal (granian RSGI)", "shoal", _shoal("bench.apps.shoal_auth:app"),
          workloads=AUTH),
     Peer("granian-rsgi", "bare granian RSGI", "ceiling",
-         _granian("rsgi", "bench.apps.granian_rsgi:app")),
+         granian("rsgi", "bench.apps.granian_rsgi:app")),
     Peer("raw-asgi", "raw ASGI on uvicorn", "ceiling",
          _uvicorn("bench.apps.raw_asgi:app", lifespan="off")),
     Peer("aiohttp", "aiohttp (gunicorn uvloop worker)", "framework",
@@ -146,7 +147,7 @@ PEERS: list[Peer] = [
     Peer("starlette-uvicorn", "Starlette on uvicorn", "framework",
          _uvicorn("bench.apps.starlette_app:app")),
     Peer("starlette-granian", "Starlette on granian (ASGI)", "framework",
-         _granian("asgi", "bench.apps.starlette_app:app")),
+         granian("asgi", "bench.apps.starlette_app:app")),
     Peer("fastapi", "FastAPI on uvicorn", "framework", _uvicorn("bench.apps.fastapi_app:app"),
          workloads=(*CORE, *TYPED, *AUTH)),
     Peer("litestar", "Litestar on uvicorn", "framework", _uvicorn("bench.apps.litestar_app:app"),
@@ -164,15 +165,15 @@ PEERS: list[Peer] = [
          env={"GOMAXPROCS": "1"}, python=False),
     # -- issue 16: every ASGI framework on granian too, and the fastest peers there are --
     Peer("blacksheep-granian", "BlackSheep on granian (ASGI)", "framework",
-         _granian("asgi", "bench.apps.blacksheep_app:app")),
+         granian("asgi", "bench.apps.blacksheep_app:app")),
     Peer("fastapi-granian", "FastAPI on granian (ASGI)", "framework",
-         _granian("asgi", "bench.apps.fastapi_app:app"), workloads=(*CORE, *TYPED, *AUTH)),
+         granian("asgi", "bench.apps.fastapi_app:app"), workloads=(*CORE, *TYPED, *AUTH)),
     Peer("litestar-granian", "Litestar on granian (ASGI)", "framework",
-         _granian("asgi", "bench.apps.litestar_app:app"), workloads=(*CORE, *TYPED)),
+         granian("asgi", "bench.apps.litestar_app:app"), workloads=(*CORE, *TYPED)),
     Peer("falcon-granian", "Falcon (ASGI) on granian", "framework",
-         _granian("asgi", "bench.apps.falcon_app:app")),
+         granian("asgi", "bench.apps.falcon_app:app")),
     Peer("emmett55", "Emmett55 on granian (RSGI)", "framework",
-         _granian("rsgi", "bench.apps.emmett55_app:app")),
+         granian("rsgi", "bench.apps.emmett55_app:app")),
     Peer("robyn", "Robyn (Rust runtime, 1 process, 1 worker)", "framework",
          _module("bench.apps.robyn_app")),
     Peer("socketify", "socketify.py (uWebSockets, reference)", "reference",
@@ -216,10 +217,10 @@ PEERS: list[Peer] = [
          _uvicorn("bench.db_peers.blacksheep_asyncpg:app"), workloads=DATABASE,
          database="postgresql"),
     Peer("starlette-db-granian", "Starlette + asyncpg on granian (ASGI)", "framework",
-         _granian("asgi", "bench.db_peers.starlette_asyncpg:app"), workloads=DATABASE,
+         granian("asgi", "bench.db_peers.starlette_asyncpg:app"), workloads=DATABASE,
          database="postgresql"),
     Peer("blacksheep-db-granian", "BlackSheep + asyncpg on granian (ASGI)", "framework",
-         _granian("asgi", "bench.db_peers.blacksheep_asyncpg:app"), workloads=DATABASE,
+         granian("asgi", "bench.db_peers.blacksheep_asyncpg:app"), workloads=DATABASE,
          database="postgresql"),
     Peer("shoal-runnerly", "examples/runnerly: shoal services + shoal.client", "shoal",
          _module("bench.apps.runnerly_shoal"), workloads=SYSTEM),
