@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 import time
 from collections import Counter
 from typing import Any
 
 import httpx
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from shoal import App
+from shoal import App, Request
 from shoal.metrics import BUCKETS, Histogram, RouteStats, Sample, render
 from shoal.testing import TestClient
 from tests.apps.operations import build
@@ -144,3 +146,43 @@ def test_folding_many_samples_counts_as_observing_each() -> None:
     expected[("GET", 200)] += 1
     assert stats.counts == dict(expected)
     assert stats.samples == []
+
+
+async def test_a_cancelled_request_leaves_the_in_progress_gauge_as_it_found_it() -> None:
+    # a client that goes away cancels its request: the gauge must not keep it
+    app = App()
+    started = asyncio.Event()
+    release = threading.Event()
+
+    @app.get("/slow")
+    async def slow() -> dict[str, str]:
+        started.set()
+        await asyncio.sleep(30)
+        return {}
+
+    def legacy(environ: Any, start_response: Any) -> list[bytes]:  # a mounted WSGI app
+        release.wait(10)
+        start_response("200 OK", [])
+        return [b""]
+
+    app.mount("/legacy", legacy)
+    await app.startup()
+    try:
+        metrics = app.metrics
+        assert metrics is not None
+        before = metrics.in_progress
+        for path in ("/slow", "/legacy/x"):  # a route's handler, a mounted app
+            started.clear()
+            task = asyncio.ensure_future(app.handle(Request("GET", path, app=app)))
+            if path == "/slow":
+                await started.wait()
+            else:
+                await asyncio.sleep(0.2)  # the WSGI app is waiting in its thread
+            assert metrics.in_progress == before + 1, path
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert metrics.in_progress == before, path
+    finally:
+        release.set()
+        await app.shutdown()

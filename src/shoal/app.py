@@ -743,29 +743,30 @@ class App:
         started = self._begin(request) if observing else 0.0
         method = request.method
         try:
-            endpoint, params = self.router.match(method, request.path)
-        except (NotFound, MethodNotAllowed) as exc:
-            response = await self._unrouted(request, exc)
-        else:
             try:
-                if endpoint is None:  # OPTIONS that no handler claims
-                    allow = ", ".join(self.router.allowed(request.path))
-                    response = Response(status=204, headers=[("allow", allow)])
-                else:
-                    request.path_params = params
-                    request.endpoint = endpoint
-                    if method not in BODYLESS_METHODS:
-                        request.check_declared_size()
-                    if self._handler_timeout is None:
-                        response = to_response(await endpoint.plan.call(request))
+                endpoint, params = self.router.match(method, request.path)
+            except (NotFound, MethodNotAllowed) as exc:
+                response = await self._unrouted(request, exc)
+            else:
+                try:
+                    if endpoint is None:  # OPTIONS that no handler claims
+                        allow = ", ".join(self.router.allowed(request.path))
+                        response = Response(status=204, headers=[("allow", allow)])
                     else:
-                        response = to_response(await self._timed(endpoint, request))
-            except Exception as exc:
-                response = self._error_response(request, exc)
-            except BaseException:
-                if observing:
-                    self._end()
-                raise
+                        request.path_params = params
+                        request.endpoint = endpoint
+                        if method not in BODYLESS_METHODS:
+                            request.check_declared_size()
+                        if self._handler_timeout is None:
+                            response = to_response(await endpoint.plan.call(request))
+                        else:
+                            response = to_response(await self._timed(endpoint, request))
+                except Exception as exc:
+                    response = self._error_response(request, exc)
+        except BaseException:  # cancelled (the client went away): nothing to answer
+            if observing:
+                self._end()
+            raise
         if entry:
             if method == "HEAD":
                 response.strip_body()
