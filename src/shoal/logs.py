@@ -121,17 +121,25 @@ def escape(value: str) -> str:
 # -- the access log ---------------------------------------------------------------
 
 
+def _client_text(request: Request) -> str | None:
+    client = request.client
+    return f"{client[0]}:{client[1]}" if client else None
+
+
+def _milliseconds(seconds: float) -> float:
+    return int(seconds * 1e6) / 1000  # to the microsecond; round() costs ten times as much
+
+
 def _access_fields(request: Request, response: Response, seconds: float) -> dict[str, Any]:
     endpoint = request.endpoint
-    client = request.client
     return {
         "method": request.method,
         "route": endpoint.template if endpoint is not None else None,
         "path": request.path,
         "status": response.status,
-        "duration_ms": int(seconds * 1e6) / 1000,  # to the microsecond; round() costs 10x
+        "duration_ms": _milliseconds(seconds),
         "bytes": len(response.body),
-        "client": f"{client[0]}:{client[1]}" if client else None,
+        "client": _client_text(request),
     }
 
 
@@ -141,15 +149,15 @@ def _json_access_line(now: str, request: Request, response: Response, seconds: f
     # cost of building the fields' dict and encoding it
     method, path, status = request.method, request.path, response.status
     endpoint = request.endpoint
-    client = request.client
+    client = _client_text(request)
     return (
         f'{{"time":"{now}","level":"info","logger":"shoal.access",'
         f'"message":{_quote(f"{method} {path} {status}")},"request_id":{_quote(request.id)},'
         f'"method":{_quote(method)},'
         f'"route":{_quote(endpoint.template) if endpoint is not None else "null"},'
-        f'"path":{_quote(path)},"status":{status},"duration_ms":{int(seconds * 1e6) / 1000},'
+        f'"path":{_quote(path)},"status":{status},"duration_ms":{_milliseconds(seconds)},'
         f'"bytes":{len(response.body)},'
-        f'"client":{_quote(f"{client[0]}:{client[1]}") if client else "null"}}}\n'
+        f'"client":{_quote(client) if client is not None else "null"}}}\n'
     ).encode()
 
 
