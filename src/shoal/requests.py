@@ -59,8 +59,7 @@ os.register_at_fork(after_in_child=_reseed_ids)  # forked workers must not repea
 
 _MAX_ID_LENGTH = 200
 
-UNREAD = object()
-"""`Request._client` before the transport was asked (adapters' requests start with it)."""
+_UNREAD = object()  # `Request._client` before the transport was asked
 
 _peers: dict[str, tuple[str, int] | None] = {}
 
@@ -68,8 +67,8 @@ _peers: dict[str, tuple[str, int] | None] = {}
 def _peer(address: str) -> tuple[str, int] | None:
     # "host:port" (granian's form) parsed once per connection, not once per
     # request: a keep-alive connection sends its requests from one address
-    found = _peers.get(address, UNREAD)
-    if found is UNREAD:
+    found = _peers.get(address, _UNREAD)
+    if found is _UNREAD:
         host, _, port = address.rpartition(":")
         found = (host.strip("[]"), int(port)) if port.isdigit() else None
         if len(_peers) >= 4096:  # bounded: at most a few thousand connections' worth
@@ -194,7 +193,7 @@ class Request:
         "_cookies",
         "_form",
     )
-    _client: tuple[str, int] | str | object | None  # UNREAD: not asked yet
+    _client: tuple[str, int] | str | object | None  # _UNREAD: not asked yet
     path_params: dict[str, Any]
     """The converted path parameters of the matched route (empty before routing)."""
     endpoint: Endpoint | None
@@ -247,7 +246,7 @@ class Request:
         self._raw_path = self._limit = self._host = self._scheme = None
         self._cookies = self._form = None
         self._consumed = False
-        self._client = UNREAD
+        self._client = _UNREAD
 
     @property
     def query_string(self) -> str:
@@ -297,7 +296,7 @@ class Request:
     def client(self) -> tuple[str, int] | None:
         """The peer's `(host, port)`, when the server knows it."""
         client = self._client
-        if client is UNREAD:
+        if client is _UNREAD:
             client = self._client = self._client_address()
         if isinstance(client, str):
             client = self._client = _peer(client)

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from .._supervision import apply_limit_overrides, supervise
 from ..errors import BadRequest
 from ..logs import escape
-from ..requests import BODYLESS_METHODS, UNREAD, Request, uri_too_long
+from ..requests import BODYLESS_METHODS, Request, uri_too_long
 from ..responses import Response, StreamingResponse, problem_response
 from ..websockets import WebSocket
 from ._base import Adapter, cancelled_on_disconnect, drop_unread_body, framing_error, unsendable
@@ -76,12 +76,7 @@ class _RSGIRequest(Request):
         self._connection = scope  # has .scheme and .http_version
         self.path_params = {}
         self.endpoint = None
-        # Request._unset_lazy, inlined on the hot path (a test checks they agree)
-        self._id = self._headers = self._query = self._state = self._body = None
-        self._raw_path = self._limit = self._host = self._scheme = None
-        self._cookies = self._form = None
-        self._consumed = False
-        self._client = UNREAD
+        self._unset_lazy()
         self._query_string = None  # type: ignore[assignment]
         self._finished = False
 
