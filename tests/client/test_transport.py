@@ -120,3 +120,41 @@ async def test_a_cancellation_from_outside_is_never_taken_for_a_timeout() -> Non
             await call
         assert client.statistics().timeouts == 0
         assert client.breaker.state == "closed" and not client.breaker.probing
+
+
+class Stubborn:
+    """A transport with a bug: it swallows the first cancellation it gets and answers."""
+
+    swallowed = False
+
+    async def open(self, base_url: str) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None
+
+    async def send(
+        self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
+        connect_timeout: float,
+    ) -> RawResponse:  # fmt: skip
+        try:
+            await asyncio.sleep(5)
+        except asyncio.CancelledError:
+            if self.swallowed:
+                raise
+            self.swallowed = True
+            asyncio.current_task().uncancel()  # type: ignore[union-attr]
+        return RawResponse(200, {}, b"{}")
+
+
+async def test_a_swallowed_timeout_leaves_no_mark_on_the_task() -> None:
+    async with ServiceClient("http://stubborn", transport=Stubborn()) as client:
+        assert (await client.get("/", timeout=0.05)).ok  # the transport answered anyway
+        assert client._expiry.pending == {} and client._expiry.fired == set()
+        # so a later cancellation from outside is the caller's, not a timeout
+        call = asyncio.ensure_future(client.get("/", timeout=5))
+        await asyncio.sleep(0.05)
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        assert client.statistics().timeouts == 0

@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import random
 import uuid
-from bisect import bisect_left
 from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from time import monotonic
@@ -44,10 +43,10 @@ from urllib.parse import urlencode, urlsplit
 import msgspec
 
 from ..errors import ConfigurationError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
-from ..metrics import BUCKETS, Sample, histogram_samples
+from ..metrics import BUCKETS, Histogram, Sample, histogram_samples
 from ..tracing import client_span
 from ._context import CONTEXT, propagate
-from ._expiry import Expiry, Timer
+from ._expiry import Expiry
 from ._policy import CLOSED, Breaker, CircuitBreaker, Retry, RetryBudget, Timeout, retry_after
 from ._response import ClientResponse, decode_any
 from ._transport import HttpTransport, RawResponse, Transport, TransportError
@@ -61,12 +60,26 @@ IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS"})
 RETRY_STATUSES = frozenset({502, 503, 504})
 # latency histogram bounds, seconds: the same as every shoal histogram
 LATENCY_BUCKETS = BUCKETS
-_BUCKET_COUNT = len(LATENCY_BUCKETS)
+_FOLD_AT = 1024  # latencies kept before they are folded into the histogram
 
 _MISSING: Any = object()
 _TIMEOUT, _RETRY, _BREAKER = Timeout(), Retry(), Breaker()
 _JSON_TYPE = ("content-type", "application/json")
 _encode = msgspec.json.Encoder().encode
+_SECONDS_TEXT: dict[int, str] = {}
+
+
+def _seconds_text(ms: int) -> str:
+    """`ms` milliseconds in seconds, "4.999": the `X-Request-Timeout` value.
+
+    The texts are kept (and looked up before this is called): a client's
+    calls mostly share a timeout, so the same few values come back, and
+    formatting a number costs more than the rest of the call's header work.
+    """
+    text = f"{ms // 1000}.{ms % 1000:03d}"
+    if len(_SECONDS_TEXT) < 100_000:  # timeouts up to 100 s: a few MiB at most
+        _SECONDS_TEXT[ms] = text
+    return text
 
 
 @dataclass(frozen=True, slots=True)
@@ -158,9 +171,12 @@ class ServiceClient:
         self.budget = RetryBudget(self.retry.budget, self.retry.reserve)
         self._calls = self._attempts = self._retries = self._denied = 0
         self._rejected = self._timeouts = self._errors = 0
-        self._latency_count = 0
-        self._latency_sum = self._latency_max = 0.0
-        self._buckets = [0] * len(LATENCY_BUCKETS)
+        self._credited = 0  # calls already paid into the retry budget
+        # attempts' latencies, appended on each answer and folded into the
+        # histogram by the thousand or when read: one append on the call's path
+        self._latencies: list[float] = []
+        self._latency = Histogram()
+        self._latency_max = 0.0
         self._open = False
         self._expiry = Expiry()
 
@@ -208,6 +224,7 @@ class ServiceClient:
 
     async def __aenter__(self) -> ServiceClient:
         self._reset()
+        self._expiry.start(asyncio.get_running_loop())
         await self.transport.open(self.base_url)
         self._open = True
         return self
@@ -231,7 +248,8 @@ class ServiceClient:
 
     def get(self, path: str, **kwargs: Any) -> Coroutine[Any, Any, ClientResponse]:
         """`GET path` (idempotent: retried). See `request` for the options."""
-        return self.request("GET", path, **kwargs)
+        # (no options, the commonest GET: a plain call, without an empty dict unpacked)
+        return self.request("GET", path, **kwargs) if kwargs else self.request("GET", path)
 
     def post(self, path: str, **kwargs: Any) -> Coroutine[Any, Any, ClientResponse]:
         """`POST path` (retried only with `idempotent=True`). See `request`."""
@@ -308,10 +326,7 @@ class ServiceClient:
         if params:
             target = f"{path}?{urlencode(params, doseq=True)}"
         body = content or b""
-        self._calls += 1
-        budget = self.budget  # budget.deposit(), inlined: it runs on every call
-        balance = budget.balance + budget.ratio
-        budget.balance = balance if balance < budget.reserve else budget.reserve
+        self._calls += 1  # paid into the retry budget when a retry asks (_withdraw)
         try:
             if self._tracer is None:
                 return await self._attempts_loop(
@@ -355,16 +370,23 @@ class ServiceClient:
                 )  # fmt: skip
             self._attempts += 1
             # the call's own list (built for it by request()): the time left goes last
-            timeout_header = ("x-request-timeout", f"{left:.3f}")
+            # (in whole milliseconds, rounded down; the texts are kept, see _seconds_text)
+            ms = int(left * 1000)
+            timeout_header = ("x-request-timeout", _SECONDS_TEXT.get(ms) or _seconds_text(ms))
             if retries:
                 headers[-1] = timeout_header
             else:
                 headers.append(timeout_header)
             # not asyncio.timeout(): the client's one loop timer (see shoal.client._expiry)
             # cancels the attempt, for a fraction of the cost on every call
-            timer = Timer(asyncio.current_task())
             expiry = self._expiry
-            expiry.add(timer, end)
+            task = expiry.current_task()
+            if task is None:
+                raise RuntimeError("ServiceClient calls must run in an asyncio task")
+            cancelling = task.cancelling()
+            expiry.pending[task] = end  # (see Expiry: the timer is set for the earliest end)
+            if end < expiry.at:
+                expiry.arm(end)
             raw: RawResponse | None = None
             try:
                 raw = await self.transport.send(
@@ -373,7 +395,7 @@ class ServiceClient:
             except asyncio.CancelledError:
                 # ours only if our timer fired and no one else cancelled the task
                 # too (the rule of asyncio.timeout): else the cancellation goes on
-                if not timer.fired or timer.task.uncancel() > timer.cancelling:
+                if not expiry.discard(task) or task.uncancel() > cancelling:
                     breaker.abandon()
                     raise
                 breaker.failure(monotonic())
@@ -383,18 +405,15 @@ class ServiceClient:
                 breaker.failure(monotonic())
                 failure: BaseException = exc
                 wait = None
-            finally:  # whatever happened: a timer left behind would cancel later work
-                expiry.discard(timer)
+            finally:  # whatever happened: a task left behind would be cancelled later
+                if expiry.pending.pop(task, None) is None or expiry.fired:
+                    expiry.discard(task)  # fired, but the attempt went on: forget it
             if raw is not None:
                 done = monotonic()
-                elapsed = done - now  # the latency histogram, inline: it runs on every call
-                self._latency_count += 1
-                self._latency_sum += elapsed
-                if elapsed > self._latency_max:
-                    self._latency_max = elapsed
-                index = bisect_left(LATENCY_BUCKETS, elapsed)
-                if index < _BUCKET_COUNT:  # past the last bound: only in count and sum
-                    self._buckets[index] += 1
+                latencies = self._latencies
+                latencies.append(done - now)
+                if len(latencies) >= _FOLD_AT:
+                    self._fold_latencies()
                 status = raw.status
                 if status < 500:
                     if breaker.streak or breaker.state != CLOSED:  # else nothing changes
@@ -418,13 +437,26 @@ class ServiceClient:
                 return self._give_up(failure)
             if monotonic() + wait + self.min_time >= end:
                 return self._give_up(failure)
-            if not self.budget.withdraw():
+            if not self._withdraw():
                 self._denied += 1
                 return self._give_up(failure)
             retries += 1
             self._retries += 1
             if wait > 0:
                 await asyncio.sleep(wait)
+
+    def _withdraw(self) -> bool:
+        # the budget is paid for the calls made since the last retry, then asked
+        self.budget.deposit(self._calls - self._credited)
+        self._credited = self._calls
+        return self.budget.withdraw()
+
+    def _fold_latencies(self) -> None:
+        latencies = self._latencies
+        if latencies:
+            self._latency.observe_all(latencies)  # sorts them: the largest is last
+            self._latency_max = max(self._latency_max, latencies[-1])
+            latencies.clear()
 
     def _answer(self, raw: RawResponse, raise_for_status: bool) -> ClientResponse:
         response = ClientResponse(raw.status, raw.headers, raw.body, self.name)
@@ -477,9 +509,11 @@ class ServiceClient:
 
     def statistics(self) -> UpstreamStatistics:
         """An immutable snapshot of this upstream's counters (for /metrics)."""
+        self._fold_latencies()
+        latency = self._latency
         cumulative, running = [], 0
-        for bound, count in zip(LATENCY_BUCKETS, self._buckets, strict=True):
-            running += count
+        for bound, count in zip(LATENCY_BUCKETS, latency.buckets, strict=False):
+            running += count  # (the +Inf bucket left out: past the last bound, count and sum)
             cumulative.append((bound, running))
         return UpstreamStatistics(
             name=self.name,
@@ -491,8 +525,8 @@ class ServiceClient:
             rejected=self._rejected,
             timeouts=self._timeouts,
             errors=self._errors,
-            latency_count=self._latency_count,
-            latency_sum=self._latency_sum,
+            latency_count=latency.count,
+            latency_sum=latency.sum,
             latency_max=self._latency_max,
             latency_buckets=tuple(cumulative),
             breaker=self.breaker.state,

@@ -3,77 +3,87 @@
 from __future__ import annotations
 
 import asyncio
+import sys
+from collections.abc import Callable
+from functools import partial
 from time import monotonic
 from typing import Any
 
-__all__ = ["Expiry", "Timer"]
+__all__ = ["Expiry"]
+
+Task = asyncio.Task[Any]
 
 
-class Timer:
-    """Cancels `task` when called, and remembers that it did.
+def _task_of(loop: asyncio.AbstractEventLoop) -> Callable[[], Task | None]:
+    """`asyncio.current_task(loop)` as one call into C, for every attempt."""
+    if sys.version_info >= (3, 12):  # pragma: no cover - the venv runs 3.11
+        return partial(asyncio.current_task, loop)  # C since 3.12
+    # 3.11's current_task() is a Python function around this C dict (its code
+    # no longer changes): looked up directly, a fifth of the cost
+    tasks: dict[asyncio.AbstractEventLoop, Task] = asyncio.tasks._current_tasks  # type: ignore[attr-defined]
+    return partial(tasks.get, loop)
 
-    `cancelling` is how many cancellations the task had pending when the
-    attempt began, so the client can tell its own from someone else's.
-    """
 
-    __slots__ = ("task", "fired", "cancelling")
-
-    def __init__(self, task: asyncio.Task[Any] | None) -> None:
-        if task is None:
-            raise RuntimeError("ServiceClient calls must run in an asyncio task")
-        self.task = task
-        self.fired = False
-        self.cancelling = task.cancelling()
-
-    def __call__(self) -> None:
-        self.fired = True
-        self.task.cancel()
+def _no_task() -> Task | None:
+    return None
 
 
 class Expiry:
     """Cancels a client's attempts that run past their end, with one loop timer for all.
 
-    Each attempt registers its `Timer` and end time; the loop timer is set for
-    the earliest end and moved only when an earlier end arrives. A client's
-    calls mostly share one timeout, so a new attempt's end is later than the
-    one already set and arms nothing: a dict insert and delete per attempt
-    instead of a timer handle in the loop's heap. The timer fires at the
-    earliest end (as often the end of an attempt long finished), cancels what
-    is due and is set again for the next earliest end.
+    An attempt puts its task and end time in `pending` (a task is in one
+    attempt of a client at a time: its call awaits it), arms the timer if its
+    end is the earliest, and takes the task out when it is over (the client
+    does this inline: it runs on every attempt). A client's calls mostly share
+    one timeout, so a new attempt's end is later than the one already set and
+    arms nothing: a dict insert and delete per attempt instead of a timer
+    handle in the loop's heap. The timer fires at the earliest end (as often
+    the end of an attempt long finished), cancels the tasks that are due,
+    marks them in `fired` (so an attempt can tell its timeout from someone
+    else's cancellation) and is set again for the next earliest end.
     """
 
-    __slots__ = ("pending", "handle", "at")
+    __slots__ = ("pending", "fired", "handle", "at", "loop", "current_task")
 
     def __init__(self) -> None:
-        self.pending: dict[Timer, float] = {}
+        self.pending: dict[Task, float] = {}
+        self.fired: set[Task] = set()
         self.handle: asyncio.TimerHandle | None = None
         self.at = float("inf")
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.current_task: Callable[[], Task | None] = _no_task  # (the client is not open)
 
-    def add(self, timer: Timer, end: float) -> None:
-        """Cancel `timer`'s task at `end` (a `time.monotonic()` time) unless discarded first."""
-        self.pending[timer] = end
-        if end < self.at:
-            self._arm(end)
+    def start(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Time attempts made on `loop` (the client is opening)."""
+        self.loop = loop
+        self.current_task = _task_of(loop)
 
-    def discard(self, timer: Timer) -> None:
-        """The attempt is over: forget it."""
-        self.pending.pop(timer, None)
+    def discard(self, task: Task) -> bool:
+        """The attempt is over: forget it. True if its time ran out (the task was cancelled)."""
+        self.pending.pop(task, None)
+        if self.fired and task in self.fired:
+            self.fired.discard(task)
+            return True
+        return False
 
-    def _arm(self, at: float) -> None:
+    def arm(self, at: float) -> None:
+        """Set the loop timer for `at` (earlier than the one set)."""
         if self.handle is not None:
             self.handle.cancel()
         self.at = at
-        self.handle = asyncio.get_running_loop().call_later(max(0.0, at - monotonic()), self._fire)
+        loop = self.loop or asyncio.get_running_loop()
+        self.handle = loop.call_later(max(0.0, at - monotonic()), self._fire)
 
     def _fire(self) -> None:
         self.handle, self.at = None, float("inf")
         now = monotonic() + 0.0005  # the loop's clock may run a hair behind
-        due = [timer for timer, end in self.pending.items() if end <= now]
-        for timer in due:
-            del self.pending[timer]
-            timer()
+        due = [task for task, end in self.pending.items() if end <= now]
+        for task in due:
+            del self.pending[task]
+            self.fired.add(task)
+            task.cancel()
         if self.pending:
-            self._arm(min(self.pending.values()))
+            self.arm(min(self.pending.values()))
 
     def close(self) -> None:
         """Stop the loop timer (the client is closing)."""
@@ -81,3 +91,4 @@ class Expiry:
             self.handle.cancel()
         self.handle, self.at = None, float("inf")
         self.pending.clear()
+        self.fired.clear()

@@ -77,9 +77,9 @@ class RetryBudget:
         self.reserve = float(reserve)
         self.balance = float(reserve)
 
-    def deposit(self) -> None:
-        """Count one call."""
-        balance = self.balance + self.ratio
+    def deposit(self, calls: int = 1) -> None:
+        """Count `calls` calls (the client pays them in when a retry asks: the same sum)."""
+        balance = self.balance + self.ratio * calls
         self.balance = balance if balance < self.reserve else self.reserve
 
     def withdraw(self) -> bool:
