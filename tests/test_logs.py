@@ -146,8 +146,8 @@ async def test_the_access_writer_buffers_text_lines_and_escapes_them() -> None:
 
 
 async def test_the_access_writer_json_line_escapes_what_a_client_sent() -> None:
-    # the line is written without a JSON encoder: it must still be one valid
-    # object, with the same fields JSONFormatter gives an access record
+    # the lines are encoded in batches, not by JSONFormatter: each must still be
+    # one valid object a line, with the fields JSONFormatter gives an access record
     read_end, write_end = os.pipe()
     writer = AccessLog("json", fd=write_end)
     hostile = '/a"b\\c\nd\x1b[31m\u2028é'

@@ -740,7 +740,12 @@ class App:
     async def _dispatch(self, request: Request) -> Response:
         entry = self._dispatch_is_entry
         observing = entry and self._observing
-        started = self._begin(request) if observing else 0.0
+        if observing:  # self._begin(request), inline: the entry's every request
+            set_current_request(request)
+            metrics = self.metrics
+            if metrics is not None:
+                metrics.in_progress += 1
+            started = time.perf_counter()
         method = request.method
         try:
             try:
