@@ -37,7 +37,6 @@ import asyncio
 import bisect
 import collections
 import contextlib
-import operator
 import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
@@ -158,10 +157,6 @@ def histogram_samples(
     return out
 
 
-_METHOD_STATUS = operator.itemgetter(0, 1)
-_SECONDS = operator.itemgetter(2)
-
-
 class RouteStats:
     """One route's requests: samples waiting to be folded, and what they folded into."""
 
@@ -178,10 +173,16 @@ class RouteStats:
         samples, self.samples = self.samples, []
         if not samples:
             return
+        methods, statuses, seconds = zip(*samples, strict=True)
+        if methods.count(methods[0]) == len(methods):  # the usual: one method (no tuples made)
+            method = methods[0]
+            pairs = {(method, status): n for status, n in collections.Counter(statuses).items()}
+        else:
+            pairs = collections.Counter(zip(methods, statuses, strict=True))
         counts = self.counts
-        for key, count in collections.Counter(map(_METHOD_STATUS, samples)).items():
+        for key, count in pairs.items():
             counts[key] = counts.get(key, 0) + count
-        self.durations.observe_all(list(map(_SECONDS, samples)))
+        self.durations.observe_all(list(seconds))
 
 
 REQUESTS = Family(
