@@ -260,6 +260,21 @@ async def test_exhausted_pool_is_unavailable_and_recovers(database_url: str) -> 
         assert await db.fetchval("SELECT 1") == 1  # released: served again
 
 
+async def test_a_caller_cancelled_while_waiting_for_a_connection_is_cancelled_not_refused(
+    database_url: str,
+) -> None:
+    # the acquisition's bound is the pool's own timer: a cancellation from
+    # elsewhere (the client went away) must stay a cancellation
+    async with Database(database_url, max_size=1, acquire_timeout=5) as db:
+        async with db.connection():
+            waiting = asyncio.ensure_future(db.fetchval("SELECT 1"))
+            await asyncio.sleep(0.1)
+            waiting.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await waiting
+        assert await db.fetchval("SELECT 2") == 2  # and the pool lost nothing
+
+
 async def test_every_statement_gives_its_connection_back_even_when_it_fails(
     database_url: str,
 ) -> None:

@@ -42,11 +42,11 @@ from urllib.parse import urlencode, urlsplit
 
 import msgspec
 
+from .._expiry import Expiry
 from ..errors import ConfigurationError, UpstreamError, UpstreamTimeout, UpstreamUnavailable
 from ..metrics import BUCKETS, Histogram, Sample, histogram_samples
 from ..tracing import client_span
 from ._context import CONTEXT, propagate
-from ._expiry import Expiry
 from ._policy import CLOSED, Breaker, CircuitBreaker, Retry, RetryBudget, Timeout, retry_after
 from ._response import ClientResponse, decode_any
 from ._transport import HttpTransport, RawResponse, Transport, TransportError

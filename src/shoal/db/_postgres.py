@@ -13,11 +13,13 @@ import logging
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from time import monotonic
 from typing import Any, TypeVar
 
 import asyncpg
 from asyncpg import exceptions as pg
 
+from .._expiry import Expiry
 from ..errors import DatabaseError, DatabaseUnavailable, IntegrityError, OutOfRange
 from ._base import Connection, DatabaseOptions, Pool, Row, Statement
 
@@ -222,9 +224,11 @@ class PostgresPool(Pool[PostgresConnection]):
         self._pool: asyncpg.Pool | None = None
         self._retry_after = options.retry_after
         self._acquire_timeout = options.acquire_timeout
+        self._expiry = Expiry()  # bounds acquisitions (see shoal._expiry: cheaper than a timeout)
 
     async def open(self) -> None:
         options = self.options
+        self._expiry.start(asyncio.get_running_loop())
         server_settings = {"application_name": "shoal"}
         if options.statement_timeout is not None:
             server_settings["statement_timeout"] = str(int(options.statement_timeout * 1000))
@@ -257,6 +261,7 @@ class PostgresPool(Pool[PostgresConnection]):
                 pool.terminate()
             finally:
                 self._pool = None
+                self._expiry.close()
 
     def open_connections(self) -> int:
         return self._pool.get_size() if self._pool is not None else 0
@@ -265,8 +270,7 @@ class PostgresPool(Pool[PostgresConnection]):
         """A connection from asyncpg's pool within `acquire_timeout`, or 503."""
         assert self._pool is not None
         try:
-            async with asyncio.timeout(self._acquire_timeout):
-                raw = await self._pool.acquire()
+            raw = await self._expiry.wait(self._pool.acquire(), monotonic() + self._acquire_timeout)
         except TimeoutError as exc:
             raise DatabaseUnavailable(
                 f"no PostgreSQL connection within {self._acquire_timeout}s "

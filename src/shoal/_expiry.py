@@ -1,17 +1,24 @@
-"""Timeouts for a client's attempts: one loop timer for all of them, not one each."""
+"""Timeouts by the thousand: one loop timer for all of an owner's waits, not one each.
+
+`asyncio.timeout()` costs about 6 µs on Python 3.11 (an object, a timer
+handle in the loop's heap, its cancellation); a service client's attempts and
+a database pool's acquisitions each need one, on every call. An `Expiry` keeps
+their tasks and end times in a dict and one loop timer for the earliest end.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from time import monotonic
-from typing import Any
+from typing import Any, TypeVar
 
 __all__ = ["Expiry"]
 
 Task = asyncio.Task[Any]
+T = TypeVar("T")
 
 
 def _task_of(loop: asyncio.AbstractEventLoop) -> Callable[[], Task | None]:
@@ -57,6 +64,30 @@ class Expiry:
         """Time attempts made on `loop` (the client is opening)."""
         self.loop = loop
         self.current_task = _task_of(loop)
+
+    async def wait(self, awaitable: Awaitable[T], end: float) -> T:
+        """Await `awaitable`, cancelled at `end` (a `time.monotonic()` time): `TimeoutError`.
+
+        As `async with asyncio.timeout_at(...)` for the loop's clock: a
+        cancellation from anyone else goes on as `CancelledError`. (The
+        service client does the same inline: it runs on every attempt.)
+        """
+        task = self.current_task()
+        if task is None:
+            raise RuntimeError("Expiry.wait must run in an asyncio task, on the loop it started on")
+        cancelling = task.cancelling()
+        self.pending[task] = end
+        if end < self.at:
+            self.arm(end)
+        try:
+            return await awaitable
+        except asyncio.CancelledError:
+            if not self.discard(task) or task.uncancel() > cancelling:
+                raise
+            raise TimeoutError from None
+        finally:
+            if self.pending.pop(task, None) is None or self.fired:
+                self.discard(task)  # fired, but the wait went on: forget it
 
     def discard(self, task: Task) -> bool:
         """The attempt is over: forget it. True if its time ran out (the task was cancelled)."""
