@@ -87,14 +87,18 @@ async def test_each_attempt_is_cut_at_its_own_end_whatever_the_order() -> None:
         await asyncio.sleep(0.4)
 
 
-class Broken:
-    """A transport with a bug: its send raises something no client expects."""
+class Buggy:
+    """A transport with a bug in its `send` (subclasses say which)."""
 
     async def open(self, base_url: str) -> None:
         return None
 
     async def aclose(self) -> None:
         return None
+
+
+class Broken(Buggy):
+    """Its send raises something no client expects."""
 
     async def send(
         self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
@@ -122,16 +126,10 @@ async def test_a_cancellation_from_outside_is_never_taken_for_a_timeout() -> Non
         assert client.breaker.state == "closed" and not client.breaker.probing
 
 
-class Stubborn:
-    """A transport with a bug: it swallows the first cancellation it gets and answers."""
+class Stubborn(Buggy):
+    """It swallows the first cancellation it gets, and answers."""
 
     swallowed = False
-
-    async def open(self, base_url: str) -> None:
-        return None
-
-    async def aclose(self) -> None:
-        return None
 
     async def send(
         self, method: str, target: str, headers: list[tuple[str, str]], body: bytes,
