@@ -126,7 +126,7 @@ _client_texts: dict[tuple[str, int], str] = {}
 
 def _client_text(request: Request) -> str | None:
     # "host:port", made once per peer address (a keep-alive connection's
-    # requests share one), not once per line: the bounded cache of _peer's
+    # requests share one), not once per line; bounded as the peers' cache is
     client = request.client
     if not client:
         return None

@@ -77,7 +77,7 @@ def _seconds_text(ms: int) -> str:
     formatting a number costs more than the rest of the call's header work.
     """
     text = f"{ms // 1000}.{ms % 1000:03d}"
-    if len(_SECONDS_TEXT) < 100_000:  # timeouts up to 100 s: a few MiB at most
+    if len(_SECONDS_TEXT) < 10_000:  # the first 10 s of milliseconds: about a MiB at most
         _SECONDS_TEXT[ms] = text
     return text
 
@@ -377,8 +377,9 @@ class ServiceClient:
                 headers[-1] = timeout_header
             else:
                 headers.append(timeout_header)
-            # not asyncio.timeout(): the client's one loop timer (see shoal.client._expiry)
-            # cancels the attempt, for a fraction of the cost on every call
+            # not asyncio.timeout(): the client's one loop timer (Expiry.wait, written
+            # out here: it runs on every attempt) cancels the attempt, for a fraction
+            # of the cost
             expiry = self._expiry
             task = expiry.current_task()
             if task is None:
