@@ -207,6 +207,25 @@ async def test_shutdown_closes_open_sockets_with_1001_and_refuses_new_ones() -> 
         assert refused.value.reason == "503"
 
 
+def test_a_binary_message_where_text_is_expected_closes_with_1003() -> None:
+    local = App()
+
+    @local.websocket("/text")
+    async def text_only(socket: WebSocket) -> None:
+        await socket.accept()
+        await socket.send_text(await socket.receive_text())  # an echo of text
+        await socket.receive_text()  # binary instead: 1003
+        await socket.send_text("unreachable")
+
+    with TestClient(local) as client, client.websocket_connect("/text") as socket:
+        socket.send_text("hi")
+        assert socket.receive_text() == "hi"
+        socket.send_bytes(b"\x00")
+        with pytest.raises(WebSocketDisconnect) as closed:
+            socket.receive()
+        assert (closed.value.code, closed.value.reason) == (1003, "expected a text message")
+
+
 async def test_drain_closes_open_sockets_with_1001() -> None:
     drained = _waiting_app()
     drained.websockets.POLL = 0.01

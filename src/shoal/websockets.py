@@ -50,7 +50,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from types import EllipsisType
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, overload
@@ -72,6 +72,7 @@ __all__ = ["OpenSockets", "Transport", "WebSocket", "WebSocketLimits", "WebSocke
 logger = logging.getLogger("shoal")
 
 T = TypeVar("T")
+_M = TypeVar("_M", str, bytes)  # a message's kind
 
 DEFAULT_MAX_MESSAGE_SIZE = 1024 * 1024
 DEFAULT_IDLE_TIMEOUT = 300.0
@@ -240,8 +241,8 @@ class WebSocket(Request):
 
     # -- receiving ----------------------------------------------------------------
 
-    # The three receives repeat one fast path rather than share a coroutine: a
-    # message costs one await of the transport and a few checks, nothing more.
+    # `receive` and `_receive_kind` (behind receive_text/receive_bytes) are each
+    # one coroutine frame a message: one await of the transport, a few checks.
     # `_small` is a quarter of the size limit: a message no longer than that is
     # under the limit whatever its encoding (at most 4 UTF-8 bytes a character).
 
@@ -258,34 +259,27 @@ class WebSocket(Request):
         self._last = _now()
         return data
 
-    async def receive_text(self) -> str:
+    def receive_text(self) -> Coroutine[Any, Any, str]:
         """The next message, which must be text (binary: closed with 1003)."""
-        if not self._open:
-            raise self._disconnect()
-        try:
-            data = await self._receive()
-        except Exception:
-            data = None
-        if type(data) is not str or len(data) > self._small:
-            data = await self._unusual(data)
-            if type(data) is not str:
-                await self.close(1003, "expected a text message")
-                raise self._disconnect()
-        self._last = _now()
-        return data
+        return self._receive_kind(str, "expected a text message")
 
-    async def receive_bytes(self) -> bytes:
+    def receive_bytes(self) -> Coroutine[Any, Any, bytes]:
         """The next message, which must be binary (text: closed with 1003)."""
+        return self._receive_kind(bytes, "expected a binary message")
+
+    # (the two above hand back this coroutine rather than await it in one of
+    # their own: the same single frame a message, one body for both kinds)
+    async def _receive_kind(self, kind: type[_M], wrong: str) -> _M:
         if not self._open:
             raise self._disconnect()
         try:
             data = await self._receive()
         except Exception:
             data = None
-        if type(data) is not bytes or len(data) > self._small:
+        if type(data) is not kind or len(data) > self._small:
             data = await self._unusual(data)
-            if type(data) is not bytes:
-                await self.close(1003, "expected a binary message")
+            if type(data) is not kind:
+                await self.close(1003, wrong)
                 raise self._disconnect()
         self._last = _now()
         return data
