@@ -241,21 +241,28 @@ def _success(endpoint: Endpoint, schemas: _Schemas) -> dict[str, Any]:
     return responses
 
 
-def _operation(
-    endpoint: Endpoint, method: str, schemas: _Schemas, operation_ids: set[str]
-) -> dict[str, Any]:
+def _described(endpoint: Endpoint) -> dict[str, Any]:
+    """`summary`, `description` (the options', else the docstring's) and `tags`, where given."""
     options = endpoint.options
-    operation: dict[str, Any] = {}
+    entry: dict[str, Any] = {}
     doc = inspect.getdoc(endpoint.handler) or ""
     first, _, rest = doc.partition("\n")
     summary = options.get("summary") or first.strip()
     description = options.get("description") or rest.strip()
     if summary:
-        operation["summary"] = summary
+        entry["summary"] = summary
     if description:
-        operation["description"] = description
+        entry["description"] = description
     if options.get("tags"):
-        operation["tags"] = list(options["tags"])
+        entry["tags"] = list(options["tags"])
+    return entry
+
+
+def _operation(
+    endpoint: Endpoint, method: str, schemas: _Schemas, operation_ids: set[str]
+) -> dict[str, Any]:
+    options = endpoint.options
+    operation = _described(endpoint)
     base_id = str(options.get("operation_id") or getattr(endpoint.handler, "__name__", "op"))
     if len(endpoint.methods) > 1:
         base_id = f"{base_id}_{method.lower()}"
@@ -281,17 +288,7 @@ def _operation(
 def _websocket(endpoint: Endpoint, schemas: _Schemas) -> dict[str, Any]:
     """A WebSocket route's entry in `x-websockets`: its text and handshake parameters."""
     options = endpoint.options
-    entry: dict[str, Any] = {}
-    doc = inspect.getdoc(endpoint.handler) or ""
-    first, _, rest = doc.partition("\n")
-    summary = options.get("summary") or first.strip()
-    description = options.get("description") or rest.strip()
-    if summary:
-        entry["summary"] = summary
-    if description:
-        entry["description"] = description
-    if options.get("tags"):
-        entry["tags"] = list(options["tags"])
+    entry = _described(endpoint)
     if options.get("deprecated"):
         entry["deprecated"] = True
     _parameters_and_body(endpoint, schemas, entry)
