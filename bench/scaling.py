@@ -60,11 +60,18 @@ def split_cpus(cpus: Sequence[int], load_cpus: int) -> tuple[tuple[int, ...], tu
     return tuple(cpus[:-load_cpus]), tuple(cpus[-load_cpus:])
 
 
-def plan(cpus: Sequence[int], load_cpus: int, workers: int) -> Pinning:
-    """Where the servers at `workers` and wrk run, and the note that says so."""
+def plan(cpus: Sequence[int], load_cpus: int, workers: int, per_worker: int = 0) -> Pinning:
+    """Where the servers at `workers` and wrk run, and the note that says so.
+
+    `per_worker` > 0 gives the servers `workers * per_worker` CPUs, no more: each row then
+    has the same CPUs per worker, which is what "linear in cores" means. 0 gives every
+    count all the server CPUs (a granian worker uses up to about two: its Rust I/O thread
+    and the Python thread)."""
     server, load = split_cpus(cpus, load_cpus)
     if not load:
         return Pinning((), (), "one CPU: servers and wrk share it")
+    if per_worker and workers * per_worker <= len(server):
+        server = server[: workers * per_worker]
     note = f"servers on CPU {_cpus(server)}, wrk on CPU {_cpus(load)} ({len(load)} thread(s))"
     if workers > len(server):
         return Pinning((), load, f"{workers} workers > {len(server)} server CPUs: servers "
@@ -186,6 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeat", type=int, default=2, help="rounds, best kept (2)")
     parser.add_argument("--connections", type=int, default=64,
                         help="wrk connections per worker (64)")
+    parser.add_argument("--cpus-per-worker", type=int, default=0,
+                        help="pin the servers at N workers to N x this many CPUs (default 0: "
+                        "every count gets all the server CPUs)")
     parser.add_argument("--out", type=Path, default=OUT, help="results folder")
     parser.add_argument("--docs", action="store_true",
                         help="also write docs/scaling.md and docs/img/bench-scaling-cores.png")
@@ -210,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     results: list[Result] = []
     notes: dict[int, str] = {}
     for n in counts:
-        pins = plan(cpus, load_cpus, n)
+        pins = plan(cpus, load_cpus, n, args.cpus_per_worker)
         notes[n] = pins.note
         say(f"scaling: {n} worker(s), {pins.note}")
         settings = Settings(args.duration, args.connections * n, args.warmup, args.repeat)
@@ -236,7 +246,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         "rounds (peers interleaved, the best kept), "
         f"{args.connections} wrk connections per worker.",
         f"- wrk gets {len(split_cpus(cpus, load_cpus)[1]) or 'no'} CPU(s) of its own and "
-        "as many threads; the servers get the rest (see the pinning row).",
+        "as many threads; the servers get the rest (see the pinning row)"
+        + (f", {args.cpus_per_worker} per worker." if args.cpus_per_worker else "."),
         f"- {GRANIAN_THREADS}",
         "",
         *table(results, notes),

@@ -178,7 +178,9 @@ def running(
         command = ["taskset", "-c", ",".join(map(str, cpus)), *command]
     environment = {
         **os.environ,
-        "PYTHONPATH": str(ROOT),
+        # the repository first; a PYTHONPATH already set stays after it (a --bin
+        # that is not a venv, as on a machine with no package index: bench/scaling.py)
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
         "PYTHONDONTWRITEBYTECODE": "1",
         **peer_env(peer, workers),
         **(env or {}),

@@ -36,6 +36,14 @@ def test_wrk_keeps_its_cpus_and_too_many_workers_run_unpinned() -> None:
     assert scaling.plan([3], 1, 1).load == ()
 
 
+def test_cpus_per_worker_gives_each_count_the_same_cpus_per_worker() -> None:
+    one, four = scaling.plan(range(16), 6, 1, 1), scaling.plan(range(16), 6, 4, 2)
+    assert one.server == (0,) and one.load == tuple(range(10, 16))
+    assert four.server == tuple(range(8)) and "servers on CPU 0,1,2,3,4,5,6,7," in four.note
+    # more than the server CPUs hold: all of them, as without the option
+    assert scaling.plan(range(16), 6, 8, 2).server == tuple(range(10))
+
+
 def test_verdicts_at_the_largest_count_up_to_eight() -> None:
     results = [
         Result("shoal", "json", 1, rps=1000), Result("shoal", "json", 8, rps=7000),

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# `make bench-scaling` on a machine with no package index (a lent machine, say).
+#
+#   bench/offline.sh pack DIR [PYTHON_VERSION]   here, where PyPI and wrk are at hand:
+#       DIR/wheels: the scaling peers' wheels for CPython PYTHON_VERSION (default 3.12) on
+#       x86-64 Linux, at the bench's pins; DIR/wrk: this machine's wrk with its LuaJIT
+#   . bench/offline.sh setup DIR                 there, from the repository root (sourced):
+#       installs the wheels into /tmp/shoal-bench-site (SITE to change it) for `python3`
+#       (PY to change it), makes its bin/ a `--bin` for the bench, and puts wrk on PATH
+#
+# Then: python3 -m bench.scaling --bin "$SITE/bin" [options]. The server processes find the
+# packages through PYTHONPATH, which bench/server.py keeps after the repository.
+mode=${1:?usage: bench/offline.sh pack DIR [PYTHON_VERSION] | . bench/offline.sh setup DIR}
+dir=${2:?a folder}
+case $mode in
+pack)
+    set -u
+    pins=$(grep -E '^(granian|msgspec|uvloop|httptools|aiohttp|starlette)==' \
+        "$(dirname "$0")/requirements.txt")
+    # shellcheck disable=SC2086  # one argument per pin
+    python3 -m pip download -q --no-deps --only-binary=:all: --implementation cp \
+        --python-version "${3:-3.12}" --platform manylinux_2_28_x86_64 \
+        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+        --platform manylinux_2_5_x86_64 --platform manylinux1_x86_64 -d "$dir/wheels" \
+        $pins python-multipart watchfiles sniffio anyio multidict yarl propcache frozenlist \
+        aiosignal aiohappyeyeballs attrs idna typing_extensions click || exit 1
+    mkdir -p "$dir/wrk/lib"
+    cp "$(command -v wrk)" "$dir/wrk/wrk.bin" || exit 1
+    ldd "$dir/wrk/wrk.bin" | awk '/luajit/ {print $3}' | xargs -r -I{} cp -L {} "$dir/wrk/lib/"
+    printf '#!/bin/sh\nhere=$(dirname "$(readlink -f "$0")")\n%s\n' \
+        'LD_LIBRARY_PATH="$here/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}" exec "$here/wrk.bin" "$@"' \
+        > "$dir/wrk/wrk"
+    chmod +x "$dir/wrk/wrk"
+    echo "packed $dir: $(find "$dir/wheels" -name '*.whl' | wc -l) wheels and wrk"
+    ;;
+setup)
+    py=$(command -v "${PY:-python3}") || return 1
+    SITE=${SITE:-/tmp/shoal-bench-site}
+    "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target "$SITE" "$dir"/wheels/*.whl || return 1
+    mkdir -p "$SITE/bin"
+    printf '#!/bin/sh\nexec %s "$@"\n' "$py" > "$SITE/bin/python"
+    printf '#!%s\nimport sys\nfrom shoal.cli import main\nsys.exit(main())\n' "$py" \
+        > "$SITE/bin/shoal"
+    chmod +x "$SITE/bin/python" "$SITE/bin/shoal"
+    export SITE PYTHONPATH="$SITE:$PWD/src:$PWD" PATH="$dir/wrk:$PATH"
+    ;;
+*) echo "unknown mode $mode: pack or setup" >&2; return 2 2>/dev/null || exit 2 ;;
+esac
