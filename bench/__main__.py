@@ -13,6 +13,7 @@ import shlex
 import subprocess
 import sys
 import time
+from pathlib import Path
 from collections.abc import Sequence
 
 from .database import databases, postgres_version
@@ -93,6 +94,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="write docs/benchmarks.md and docs/img/ (default: yes, except with --quick)",
     )  # fmt: skip
     parser.add_argument(
+        "--bin", type=Path, default=None,
+        help="the venv's bin/ that runs the servers (default: the bench venv, made if missing)",
+    )  # fmt: skip
+    parser.add_argument(
         "--from-results", action="store_true",
         help=f"measure nothing: rewrite the docs from the last run ({RESULTS.relative_to(ROOT)})",
     )  # fmt: skip
@@ -139,7 +144,7 @@ def _measure(
     args: argparse.Namespace, peers: list[Peer], workloads: list[Workload]
 ) -> list[Result]:
     ensure_tools(need_go=any(not p.python for p in peers))
-    bin_dir = ensure_venv()
+    bin_dir = args.bin or ensure_venv()
     if any(p.name == "go" for p in peers):
         ensure_go_server()
     settings = Settings(args.duration, args.connections, args.warmup, args.repeat)

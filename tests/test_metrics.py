@@ -14,7 +14,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from shoal import App, Request
-from shoal.metrics import BUCKETS, Histogram, RouteStats, Sample, render
+from shoal.metrics import BUCKETS, FOLD_AT, Histogram, RouteStats, Sample, render
 from shoal.testing import TestClient
 from tests.apps.operations import build
 from tests.servers import running_server
@@ -112,17 +112,26 @@ def test_one_scrape_sums_every_worker() -> None:
     assert value(scrape, "shoal_thread_pool_threads") == 2 * build().thread_pool.threads
 
 
-async def test_samples_are_folded_every_second_without_a_scrape() -> None:
+async def test_a_route_folds_its_samples_once_it_holds_fold_at_of_them() -> None:
     from shoal.testing import AsyncTestClient
 
     app = build()
     async with AsyncTestClient(app) as client:
-        for item_id in range(5):
-            await client.get(f"/items/{item_id}")
         stats = next(e.stats for e in app.endpoints if e.template == "/items/{item_id:int}")
-        assert stats is not None and len(stats.samples) == 5  # pending, not yet folded
-        await asyncio.sleep(1.3)  # the timer folds them: memory stays bounded unscraped
-        assert stats.samples == [] and stats.counts == {("GET", 200): 5}
+        assert stats is not None
+        for item_id in range(FOLD_AT - 1):
+            await client.get(f"/items/{item_id}")
+        assert len(stats.samples) == FOLD_AT - 1 and stats.counts == {}  # pending
+        await client.get("/items/0")  # the request that reaches FOLD_AT folds them all
+        assert stats.samples == [] and stats.counts == {("GET", 200): FOLD_AT}
+        assert stats.durations.count == FOLD_AT
+        await client.get("/items/1")  # pending again: a scrape folds it
+        scrape = samples((await client.get("/metrics")).text)
+        assert stats.samples == []
+    route = "/items/{item_id:int}"
+    assert value(scrape, "shoal_requests_total", method="GET", route=route, status="200") == (
+        FOLD_AT + 1
+    )
 
 
 def test_folding_many_samples_counts_as_observing_each() -> None:

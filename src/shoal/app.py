@@ -41,7 +41,7 @@ from .errors import (
 from .health import Health, resource_check
 from .limits import Limits
 from .logs import AccessLog, escape, install_record_factory, log_access, set_current_request
-from .metrics import Metrics, RouteStats, metrics_handler
+from .metrics import FOLD_AT, Metrics, RouteStats, metrics_handler
 from .requests import BODYLESS_METHODS, Request
 from .responses import Response, check_status, problem_response, to_response
 from .routing import WEBSOCKET, Mounts, Router, compile_template
@@ -804,10 +804,11 @@ class App:
                 response.headers.append(("x-request-id", request.id))
             seconds = time.perf_counter() - started
             if metrics is not None:
-                stats = endpoint.stats if endpoint is not None else None
-                (stats or metrics.unmatched).samples.append(
-                    (request.method, response.status, seconds)
-                )
+                stats = (endpoint.stats if endpoint is not None else None) or metrics.unmatched
+                samples = stats.samples
+                samples.append((request.method, response.status, seconds))
+                if len(samples) >= FOLD_AT:
+                    stats.fold()
             if self._access_log:
                 self._log_access(request, response, seconds)
         return response
