@@ -13,8 +13,8 @@ import shlex
 import subprocess
 import sys
 import time
-from pathlib import Path
 from collections.abc import Sequence
+from pathlib import Path
 
 from .database import databases, postgres_version
 from .environment import (
