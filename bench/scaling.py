@@ -144,6 +144,14 @@ def verdicts(results: Sequence[Result], notes: dict[int, str] | None = None) -> 
         verdict = "met" if linear >= LINEAR_GOAL else "**MISSED**"
         lines.append(f"- shoal at {top} workers: {linear:.2f}{TIMES} linear (goal "
                      f">= {LINEAR_GOAL}{TIMES} to 8 workers): {verdict}.")  # fmt: skip
+    if one and at and one.cpu_us and at.cpu_us:
+        busy_one, busy_at = one.rps * one.cpu_us / 1e6, at.rps * at.cpu_us / 1e6
+        lines.append(f"- CPUs shoal's servers kept busy (req/s {TIMES} CPU per request): "
+                     f"{busy_one:.1f} at 1 worker, {busy_at:.1f} at {top}; linear at {top} "
+                     f"needs {top * busy_one:.1f}. A granian worker uses up to two (its Rust "
+                     "runtime thread beside the Python thread): where the servers have fewer "
+                     "CPUs than that, the CPUs bound the figure (`--cpus-per-worker 1` "
+                     "measures per core).")  # fmt: skip
     peer = cells.get(("aiohttp-reuseport", top))
     if at and peer:
         ratio = at.rps / peer.rps

@@ -52,6 +52,13 @@ def test_verdicts_at_the_largest_count_up_to_eight() -> None:
     lines = scaling.verdicts(results)
     assert lines[0].startswith(f"- shoal at 8 workers: 0.88{TIMES} linear") and "met" in lines[0]
     assert f"2.33{TIMES}" in lines[1] and "MISSED" not in lines[1]
+    assert not any("CPUs shoal's servers kept busy" in line for line in lines)  # no CPU times
+    busy = scaling.verdicts([
+        Result("shoal", "json", 1, rps=1000, cpu_us=1900.0),
+        Result("shoal", "json", 8, rps=4400, cpu_us=1900.0),
+    ])  # fmt: skip
+    assert busy[1].startswith("- CPUs shoal's servers kept busy")
+    assert "1.9 at 1 worker, 8.4 at 8; linear at 8 needs 15.2" in busy[1]
     crowded = scaling.verdicts(results, {8: "8 workers > 6 server CPUs: servers unpinned"})
     assert crowded[-1].startswith("- At 8 workers the servers shared their CPUs with wrk")
     assert scaling.verdicts(results[:1]) == [
