@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import re
+import threading
 import time
 
 import httpx
 import pytest
 
 from shoal import App, Request, Response
-from shoal.logs import AccessLog, JSONFormatter, TextFormatter, escape
+from shoal.logs import AccessLog, JSONFormatter, TextFormatter, _Writer, escape
 from shoal.testing import TestClient
 from tests.apps.operations import app as operations_app
 from tests.servers import running_server
@@ -138,7 +140,7 @@ async def test_the_access_writer_buffers_text_lines_and_escapes_them() -> None:
     request.id = "rid-1"
     writer(request, Response(b"hello", status=201), 0.0012)
     assert writer.buffer.endswith(b"\n")  # nothing written before the flush
-    writer.flush()
+    writer.close()  # flushed, and written by the writer thread
     os.close(write_end)
     with os.fdopen(read_end, "rb") as pipe:
         [line] = pipe.read().decode().splitlines()
@@ -156,7 +158,7 @@ async def test_the_access_writer_json_line_escapes_what_a_client_sent() -> None:
     writer(request, Response(b"hello", status=201), 0.0012345)
     request = Request("GET", "/x")  # no route, no client
     writer(request, Response(b"", status=404), 0.0)
-    writer.flush()
+    writer.close()  # flushed, and written by the writer thread
     os.close(write_end)
     with os.fdopen(read_end, "rb") as pipe:
         data = pipe.read()
@@ -177,3 +179,64 @@ async def test_the_access_writer_json_line_escapes_what_a_client_sent() -> None:
         "client": "::1:4000",
     }
     assert (second["route"], second["client"], second["duration_ms"]) == (None, None, 0.0)
+
+
+def _lines_read_in_the_background(read_end: int) -> tuple[threading.Thread, list[str]]:
+    lines: list[str] = []
+
+    def read() -> None:
+        with os.fdopen(read_end, "rb") as pipe:
+            lines.extend(pipe.read().decode().splitlines())
+
+    return threading.Thread(target=read), lines
+
+
+def _serve_in_a_thread(writer: AccessLog, count: int) -> threading.Thread:
+    # the requests' lines, on an event loop of the thread's own
+    async def serve() -> None:
+        for index in range(count):
+            request = Request("GET", f"/items/{index}")
+            request.id = f"rid-{index}"
+            writer(request, Response(b"hello"), 0.001)
+        writer.flush()
+
+    server = threading.Thread(target=asyncio.run, args=(serve(),))
+    server.start()
+    return server
+
+
+def test_a_log_reader_that_falls_behind_never_holds_the_loop() -> None:
+    read_end, write_end = os.pipe()  # a pipe holds 64 KiB; the lines are several times that
+    writer = AccessLog("text", fd=write_end)
+    server = _serve_in_a_thread(writer, 3000)
+    server.join(30)
+    served_while_nobody_read = not server.is_alive()
+    reader, lines = _lines_read_in_the_background(read_end)
+    reader.start()
+    server.join()
+    writer.close()  # waits until the writer thread has written every line
+    os.close(write_end)
+    reader.join()
+    assert served_while_nobody_read
+    assert [line.split("[", 1)[1].split("]", 1)[0] for line in lines] == [
+        f"rid-{index}" for index in range(3000)
+    ]  # every line, in order
+
+
+def test_the_access_writer_waits_for_a_reader_past_its_chunks(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(_Writer, "CHUNKS", 1)  # one chunk waiting at most
+    read_end, write_end = os.pipe()
+    writer = AccessLog("text", fd=write_end)
+    server = _serve_in_a_thread(writer, 3000)
+    server.join(1)
+    held_back = server.is_alive()  # nothing reads: the loop waits, memory stays bounded
+    reader, lines = _lines_read_in_the_background(read_end)
+    reader.start()
+    server.join()
+    writer.close()
+    os.close(write_end)
+    reader.join()
+    assert held_back
+    assert len(lines) == 3000 and lines[-1].split("[", 1)[1].startswith("rid-2999]")

@@ -666,7 +666,7 @@ class App:
         log_format = os.environ.get("SHOAL_LOG_FORMAT")
         if self._access_log and log_format:  # under `shoal run`: its own fast writer
             writer = AccessLog(log_format)
-            stack.callback(writer.flush)
+            stack.callback(writer.close)
             self._log_access = writer
         install_record_factory()
         tracer = configured_tracer(self._tracer_provider)

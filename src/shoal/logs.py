@@ -21,7 +21,11 @@
   `AccessLog` writes the lines itself, in the server's `--log-format`, to
   standard error, buffered for at most `AccessLog.DELAY` (50 ms): a logging
   record costs several times the whole request it describes, and this path
-  keeps access logs affordable.
+  keeps access logs affordable. The writes themselves happen on a thread of
+  their own (`_Writer`), so a log reader that falls behind (a full pipe to
+  the container runtime) never holds the event loop until it is
+  `_Writer.CHUNKS` writes behind; past that the loop waits for it, and no
+  line is lost.
 - **Untrusted values are escaped.** A path, header or id from the client
   may hold a newline or an escape sequence: JSON escapes them by
   construction; the text format writes such values with `escape()`, so one
@@ -36,7 +40,9 @@ import datetime
 import json
 import logging
 import os
+import queue
 import sys
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -202,6 +208,54 @@ def log_access(request: Request, response: Response, seconds: float) -> None:
     )
 
 
+class _Writer:
+    """Writes chunks of bytes to a file descriptor on a thread of its own, in order.
+
+    `write()` hands a chunk over and returns; past `CHUNKS` waiting chunks it
+    waits for room (backpressure: memory stays bounded and nothing is dropped).
+    `close()` writes what is waiting and ends the thread; a descriptor that
+    takes nothing for `CLOSE_TIMEOUT` seconds is given up on.
+    """
+
+    CHUNKS = 64  # about 4 MiB of access lines
+    CLOSE_TIMEOUT = 5.0
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self._chunks: queue.Queue[bytes | bytearray | None] = queue.Queue(self.CHUNKS)
+        self._thread: threading.Thread | None = None
+
+    def write(self, data: bytes | bytearray) -> None:
+        """Hand `data` over (no longer to be changed by the caller)."""
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._run, name="shoal-access-log", daemon=True
+            )
+            self._thread.start()
+        self._chunks.put(data)
+
+    def close(self) -> None:
+        thread, self._thread = self._thread, None
+        if thread is not None:
+            try:
+                self._chunks.put(None, timeout=self.CLOSE_TIMEOUT)
+            except queue.Full:  # the thread is stuck on a descriptor that takes nothing
+                return
+            thread.join(self.CLOSE_TIMEOUT)
+
+    def _run(self) -> None:
+        writing = True
+        while (data := self._chunks.get()) is not None:
+            view = memoryview(data)
+            while writing and view:
+                try:
+                    view = view[os.write(self.fd, view) :]
+                except BlockingIOError:  # a non-blocking descriptor that is full
+                    time.sleep(0.001)
+                except OSError:  # standard error is gone: nothing to log to
+                    writing = False  # the chunks are still taken, so write() never waits
+
+
 class AccessLog:
     """Access lines written straight to a file descriptor (standard error), buffered.
 
@@ -209,7 +263,8 @@ class AccessLog:
     `TextFormatter` (`log_format`), written at most `DELAY` seconds after the
     request, or at once past `LIMIT` bytes of text or `LINES` JSON lines, and
     on `flush()`. JSON lines wait as records and are encoded together at the
-    flush, by msgspec in C; non-ASCII characters are written as escapes.
+    flush, by msgspec in C; non-ASCII characters are written as escapes. The
+    bytes are written by a `_Writer` thread; `close()` flushes and waits for it.
     """
 
     DELAY = 0.05
@@ -218,7 +273,7 @@ class AccessLog:
 
     def __init__(self, log_format: str, fd: int = 2) -> None:
         self.json = log_format == "json"
-        self.fd = fd
+        self.writer = _Writer(fd)
         self.buffer = bytearray()
         self.lines: list[_AccessLine] = []  # JSON lines, encoded at the flush
         self.scheduled = False
@@ -267,21 +322,20 @@ class AccessLog:
             asyncio.get_running_loop().call_later(self.DELAY, self.flush)
 
     def flush(self) -> None:
-        """Write what is buffered."""
+        """Hand what is buffered to the writer thread."""
         self.scheduled = False
         data, self.buffer = self.buffer, bytearray()
         if self.lines:
             encoded = _encode_lines(self.lines)
             self.lines.clear()
             data += encoded if encoded.isascii() else _ascii_lines(encoded)
-        view = memoryview(data)
-        while view:
-            try:
-                view = view[os.write(self.fd, view) :]
-            except BlockingIOError:
-                time.sleep(0.001)
-            except OSError:  # standard error is gone: nothing to log to
-                return
+        if data:
+            self.writer.write(data)
+
+    def close(self) -> None:
+        """Flush, and wait until the writer thread has written everything."""
+        self.flush()
+        self.writer.close()
 
 
 # -- formatters -------------------------------------------------------------------
