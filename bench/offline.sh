@@ -3,7 +3,9 @@
 #
 #   bench/offline.sh pack DIR [PYTHON_VERSION]   here, where PyPI and wrk are at hand:
 #       DIR/wheels: the scaling peers' wheels for CPython PYTHON_VERSION (default 3.12) on
-#       x86-64 Linux, at the bench's pins; DIR/wrk: this machine's wrk with its LuaJIT
+#       x86-64 Linux, at the bench's pins, and BlackSheep's and Emmett55's with their
+#       dependencies (the fastest framework peers, on granian); DIR/wrk: this machine's wrk
+#       with its LuaJIT
 #   . bench/offline.sh setup DIR                 there, from the repository root (sourced):
 #       installs the wheels into /tmp/shoal-bench-site (SITE to change it) for `python3`
 #       (PY to change it), makes its bin/ a `--bin` for the bench, and puts wrk on PATH
@@ -24,6 +26,13 @@ pack)
         --platform manylinux_2_5_x86_64 --platform manylinux1_x86_64 -d "$dir/wheels" \
         $pins python-multipart watchfiles sniffio anyio multidict yarl propcache frozenlist \
         aiosignal aiohappyeyeballs attrs idna typing_extensions click || exit 1
+    peers=$(grep -E '^(blacksheep|emmett55|granian)==' "$(dirname "$0")/requirements.txt")
+    # shellcheck disable=SC2086  # one argument per pin
+    python3 -m pip download -q --only-binary=:all: --implementation cp \
+        --python-version "${3:-3.12}" --platform manylinux_2_28_x86_64 \
+        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+        --platform manylinux_2_5_x86_64 --platform manylinux1_x86_64 -d "$dir/wheels" \
+        $peers || exit 1
     mkdir -p "$dir/wrk/lib"
     cp "$(command -v wrk)" "$dir/wrk/wrk.bin" || exit 1
     ldd "$dir/wrk/wrk.bin" | awk '/luajit/ {print $3}' | xargs -r -I{} cp -L {} "$dir/wrk/lib/"
