@@ -31,7 +31,7 @@ from .environment import (
 from .peers import BY_NAME as PEERS
 from .peers import PEERS as ALL_PEERS
 from .peers import ROOT, Peer
-from .report import console, markdown
+from .report import console, keep_sections, markdown
 from .run import Result, Settings, measure, pinning
 from .workloads import BY_NAME as WORKLOADS
 from .workloads import WORKLOADS as ALL_WORKLOADS
@@ -214,7 +214,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started))
         DOCS.mkdir(exist_ok=True)
         page = markdown(results, facts, command, run_settings, _versions(), images, when)
-        (DOCS / "benchmarks.md").write_text(page)
+        written = DOCS / "benchmarks.md"
+        if written.exists():  # what other benches and people wrote there stays
+            page = keep_sections(written.read_text(), page)
+        written.write_text(page)
         say(f"wrote {(DOCS / 'benchmarks.md').relative_to(ROOT)} and {len(images)} chart(s)")
     return 0
 

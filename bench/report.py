@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -492,6 +493,42 @@ def _ratio_section(results: Sequence[Result]) -> list[str]:
     ]
 
 
+def _sections(page: str) -> list[tuple[str, str]]:
+    # the page's level-2 sections, (heading, text with the heading), in order; the
+    # text before the first heading is left out
+    parts = re.split(r"(?m)^(?=## )", page)
+    return [(part.split("\n", 1)[0], part) for part in parts if part.startswith("## ")]
+
+
+GENERATED = (
+    "## Targets", "## Where shoal loses", "## Machine", "## Method", "## Results (one worker)",
+    "## Scaling with workers (json)", "## Peers", "## Profile findings",
+)  # fmt: skip
+"""The level-2 sections `markdown` writes (with those of `bench/peers.md`), when a run has them."""
+
+
+def keep_sections(old: str, new: str) -> str:
+    """`new`, with the level-2 sections of `old` that a run does not write put back.
+
+    They go before "## Profile findings" (or at the end), in their order in `old`:
+    what other benches wrote into the page, and what was written there by hand,
+    survives a new run of `make bench`. A section a run writes is never kept from
+    `old`, even when this run did not write it (a run without `--workers` has no
+    scaling table): it would be another run's figures.
+    """
+    written = {*GENERATED, *(heading for heading, _ in _sections(new))}
+    if PEER_NOTES.exists():
+        written |= {heading for heading, _ in _sections(PEER_NOTES.read_text())}
+    kept = [text.rstrip("\n") + "\n\n" for head, text in _sections(old) if head not in written]
+    if not kept:
+        return new
+    marker = "\n## Profile findings\n"
+    index = new.find(marker)
+    if index < 0:
+        return new.rstrip("\n") + "\n\n" + "".join(kept).rstrip("\n") + "\n"
+    return new[: index + 1] + "".join(kept) + new[index + 1 :]
+
+
 def markdown(
     results: Sequence[Result],
     machine: dict[str, str],
@@ -507,9 +544,11 @@ def markdown(
     md = [
         "# Benchmarks",
         "",
-        "shoal side by side with its peers, every figure from one run of the command below.",
-        "This page is written by that run (`make bench`); do not edit it by hand: the notes",
-        "on profiling come from `bench/findings.md`, those on the peers from `bench/peers.md`.",
+        "shoal side by side with its peers: the tables and targets from one run of the command",
+        "below, which writes them (`make bench`; do not edit them by hand). The notes on the",
+        "peers come from `bench/peers.md`, those on profiling from `bench/findings.md`. The",
+        "sections that run does not write (other benches' figures, the runs of a round) are",
+        "kept from the page as it was, in their order, before \"Profile findings\".",
         "",
         f"Run on {when} with:",
         "",
@@ -605,5 +644,7 @@ def markdown(
     if PEER_NOTES.exists():
         md += [PEER_NOTES.read_text().strip(), ""]
     if FINDINGS.exists():
-        md += ["## Profile findings", "", FINDINGS.read_text().strip(), ""]
+        # a level down: the findings' own sections sit under this one
+        findings = re.sub(r"(?m)^(#+) ", r"#\1 ", FINDINGS.read_text().strip())
+        md += ["## Profile findings", "", findings, ""]
     return "\n".join(md) + "\n"
