@@ -218,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if written.exists():  # what other benches and people wrote there stays
             page = keep_sections(written.read_text(), page)
         written.write_text(page)
-        say(f"wrote {(DOCS / 'benchmarks.md').relative_to(ROOT)} and {len(images)} chart(s)")
+        say(f"wrote {written.relative_to(ROOT)} and {len(images)} chart(s)")
     return 0
 
 

@@ -17,22 +17,22 @@ dir=${2:?a folder}
 case $mode in
 pack)
     set -u
-    pins=$(grep -E '^(granian|msgspec|uvloop|httptools|aiohttp|starlette)==' \
-        "$(dirname "$0")/requirements.txt")
-    # shellcheck disable=SC2086  # one argument per pin
-    python3 -m pip download -q --no-deps --only-binary=:all: --implementation cp \
-        --python-version "${3:-3.12}" --platform manylinux_2_28_x86_64 \
-        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-        --platform manylinux_2_5_x86_64 --platform manylinux1_x86_64 -d "$dir/wheels" \
-        $pins python-multipart watchfiles sniffio anyio multidict yarl propcache frozenlist \
-        aiosignal aiohappyeyeballs attrs idna typing_extensions click || exit 1
-    peers=$(grep -E '^(blacksheep|emmett55|granian)==' "$(dirname "$0")/requirements.txt")
-    # shellcheck disable=SC2086  # one argument per pin
-    python3 -m pip download -q --only-binary=:all: --implementation cp \
-        --python-version "${3:-3.12}" --platform manylinux_2_28_x86_64 \
-        --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-        --platform manylinux_2_5_x86_64 --platform manylinux1_x86_64 -d "$dir/wheels" \
-        $peers || exit 1
+    requirements="$(dirname "$0")/requirements.txt"
+    python_version=${3:-3.12}
+    download() {  # wheels for that Python on x86-64 Linux into DIR/wheels; "$@": pip's options
+        python3 -m pip download -q --only-binary=:all: --implementation cp \
+            --python-version "$python_version" --platform manylinux_2_28_x86_64 \
+            --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+            --platform manylinux_2_5_x86_64 --platform manylinux1_x86_64 -d "$dir/wheels" "$@"
+    }
+    # the scaling peers at the bench's pins, their dependencies named (no resolver: the pins
+    # must hold), then the fastest framework peers with whatever they depend on
+    # shellcheck disable=SC2046  # one argument per pin
+    download --no-deps $(grep -E '^(granian|msgspec|uvloop|httptools|aiohttp|starlette)==' \
+        "$requirements") python-multipart watchfiles sniffio anyio multidict yarl propcache \
+        frozenlist aiosignal aiohappyeyeballs attrs idna typing_extensions click || exit 1
+    # shellcheck disable=SC2046
+    download $(grep -E '^(blacksheep|emmett55|granian)==' "$requirements") || exit 1
     mkdir -p "$dir/wrk/lib"
     cp "$(command -v wrk)" "$dir/wrk/wrk.bin" || exit 1
     ldd "$dir/wrk/wrk.bin" | awk '/luajit/ {print $3}' | xargs -r -I{} cp -L {} "$dir/wrk/lib/"
