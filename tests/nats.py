@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 from tests.servers import free_port
@@ -52,6 +53,7 @@ class NatsServer:
         self.process: subprocess.Popen[bytes] | None = None
         self.cluster_port: int | None = None
         self.routes: list[int] = []
+        self.monitor_port: int | None = None  # HTTP monitoring (`/healthz`), when set
 
     @property
     def url(self) -> str:
@@ -71,6 +73,8 @@ class NatsServer:
                 "--cluster", f"nats://127.0.0.1:{self.cluster_port}",
                 "--routes", routes,
             ]  # fmt: skip
+        if self.monitor_port is not None:
+            command += ["-m", str(self.monitor_port)]
         return command
 
     def start(self, wait: bool = True) -> None:
@@ -93,6 +97,24 @@ class NatsServer:
                     return
             time.sleep(0.02)
         raise TimeoutError(f"nats-server did not listen on {self.port}")
+
+    def wait_healthy(self, timeout: float = 30.0) -> None:
+        """Wait until `/healthz` answers 200: JetStream is on and, in a cluster, this
+        node is current with the meta leader (so a replicated stream can be placed)."""
+        assert self.monitor_port is not None, "start the server with a monitor_port"
+        url = f"http://127.0.0.1:{self.monitor_port}/healthz"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process is not None and self.process.poll() is not None:
+                raise RuntimeError(f"nats-server exited:\n{self.log.read_text(errors='replace')}")
+            try:
+                with urllib.request.urlopen(url, timeout=2) as answer:
+                    if answer.status == 200:
+                        return
+            except OSError:  # not listening yet, or 503 while the cluster forms
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"nats-server {self.name} was not healthy within {timeout}s")
 
     def _signal(self, sig: int) -> None:
         process, self.process = self.process, None
@@ -129,6 +151,7 @@ class NatsCluster:
         for node, port in zip(self.nodes, ports, strict=True):
             node.cluster_port = port
             node.routes = [p for p in ports if p != port]
+            node.monitor_port = free_port()
 
     @property
     def url(self) -> str:
@@ -136,11 +159,15 @@ class NatsCluster:
         return ",".join(node.url for node in self.nodes)
 
     def start(self) -> None:
-        """Start every node and wait until each accepts clients."""
+        """Start every node and wait until each accepts clients and the JetStream
+        cluster has formed: before that, a replicated stream finds "no suitable peers
+        for placement"."""
         for node in self.nodes:
             node.start(wait=False)
         for node in self.nodes:
             node.wait_listening()
+        for node in self.nodes:
+            node.wait_healthy()
 
     def cleanup(self) -> None:
         """Kill every node and delete the cluster's folder."""
