@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import time
 from pathlib import Path
@@ -150,3 +151,57 @@ def test_reload_serves_the_changed_code(tmp_path: Path) -> None:
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(20)
+
+
+def test_forgetting_the_target_keeps_packages_with_compiled_modules() -> None:
+    # in a fresh interpreter: what the target's import brought in is forgotten,
+    # except a package holding an extension module (asyncpg: its protocol is compiled)
+    script = (
+        "import sys\n"
+        "from shoal.cli import _forget_imports\n"
+        "before = set(sys.modules)\n"
+        "import asyncpg, tests.apps.lifecycle\n"
+        "_forget_imports(before)\n"
+        "print(sorted({n.partition('.')[0] for n in set(sys.modules) - before}))\n"
+        "print('tests.apps.lifecycle' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [str(BIN / "python"), "-c", script], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    kept, app_kept = done.stdout.splitlines()
+    assert "asyncpg" in kept and "tests" not in kept, kept
+    assert app_kept == "False"
+
+
+def test_a_target_that_imports_a_compiled_package_serves(tmp_path: Path) -> None:
+    # asyncpg imported by the target in the supervisor, then again in a forked
+    # worker, crashed the worker (SIGSEGV) as soon as it made a connection's protocol
+    (tmp_path / "native_app.py").write_text(
+        "import asyncpg\nfrom shoal import App\napp = App()\n\n"
+        "@app.get('/{port:int}')\nasync def connect(port: int) -> dict[str, str]:\n"
+        "    try:\n"
+        "        url = f'postgresql://u@127.0.0.1:{port}/d'\n"
+        "        await asyncpg.connect(url, ssl=False, timeout=1)\n"
+        "    except Exception as exc:\n"
+        "        return {'error': type(exc).__name__}\n"
+        "    return {'error': ''}\n"
+    )
+    port = free_port()
+    log = tmp_path / "server.log"
+    with log.open("wb") as output, socket.create_server(("127.0.0.1", 0)) as silent:
+        process = subprocess.Popen(
+            [str(BIN / "shoal"), "run", "native_app:app", "--port", str(port)],
+            cwd=tmp_path,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            assert wait_for_port(port, process), log.read_text()
+            # a listener that never answers: asyncpg connects, sends, times out
+            answer = httpx.get(f"http://127.0.0.1:{port}/{silent.getsockname()[1]}", timeout=10)
+            assert answer.status_code == 200, log.read_text()
+            assert answer.json() == {"error": "TimeoutError"}
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(20)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import importlib
+import importlib.machinery
 import json
 import logging
 import math
@@ -246,6 +247,27 @@ def _native_static(app: App) -> dict[str, Any]:
     }
 
 
+def _is_extension(module: object) -> bool:
+    spec = getattr(module, "__spec__", None)
+    return isinstance(getattr(spec, "loader", None), importlib.machinery.ExtensionFileLoader)
+
+
+def _forget_imports(before: set[str]) -> None:
+    """Forget the modules imported since `before`, so that forked workers import them afresh.
+
+    A top-level package that holds a compiled extension module stays whole:
+    an extension's module state cannot be made twice in one process (asyncpg's
+    protocol, imported again in a forked worker, crashed it with a
+    segmentation fault), and its Python modules must stay the ones it was
+    built with (the exception classes it raises, say).
+    """
+    new = set(sys.modules) - before
+    native = {name.partition(".")[0] for name in new if _is_extension(sys.modules.get(name))}
+    for name in new:
+        if name.partition(".")[0] not in native:
+            del sys.modules[name]
+
+
 def _run(args: argparse.Namespace) -> int:
     from granian.constants import Interfaces
     from granian.http import HTTP1Settings, HTTP2Settings
@@ -254,7 +276,8 @@ def _run(args: argparse.Namespace) -> int:
     # Import the target here to fail in one line rather than in every worker,
     # then forget it: workers are forked from this process and must import the
     # code afresh (for --reload to serve the new code, and so that nothing the
-    # module created at import time is shared between processes).
+    # module created at import time is shared between processes), all but the
+    # compiled packages it brought in (`_forget_imports`).
     before = set(sys.modules)
     app = load_app(args.target)
     is_app, is_callable, kind = isinstance(app, App), callable(app), type(app).__name__
@@ -262,8 +285,7 @@ def _run(args: argparse.Namespace) -> int:
     transport = _transport(args)
     static = _native_static(app) if is_app and args.interface != "wsgi" else {}
     del app
-    for name in set(sys.modules) - before:
-        del sys.modules[name]
+    _forget_imports(before)
     if args.interface in ("rsgi", "asgi") and not is_app:
         raise TargetError(
             f"{args.target!r} is a {kind}, not a shoal App; "
