@@ -158,17 +158,35 @@ class PostgresConnection(Connection):
         except Exception as exc:
             raise self._error(exc) from exc
 
+    # The statements every `Database` call makes: the `try` written out in each
+    # rather than through `_run`, one coroutine frame less to resume per wait.
+
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        return await self._run(self.raw.fetch, sql, *args)
+        try:
+            rows: list[Row] = await self.raw.fetch(sql, *args)
+        except Exception as exc:
+            raise self._error(exc) from exc
+        return rows
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        return await self._run(self.raw.fetchrow, sql, *args)
+        try:
+            row: Row | None = await self.raw.fetchrow(sql, *args)
+        except Exception as exc:
+            raise self._error(exc) from exc
+        return row
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
-        return await self._run(self.raw.fetchval, sql, *args)
+        try:
+            return await self.raw.fetchval(sql, *args)
+        except Exception as exc:
+            raise self._error(exc) from exc
 
     async def execute(self, sql: str, *args: Any) -> int:
-        return _rowcount(await self._run(self.raw.execute, sql, *args))
+        try:
+            status: str = await self.raw.execute(sql, *args)
+        except Exception as exc:
+            raise self._error(exc) from exc
+        return _rowcount(status)
 
     async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
         await self._run(self.raw.executemany, sql, args)  # atomic since asyncpg 0.22
