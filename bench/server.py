@@ -18,7 +18,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
-from .peers import ROOT, Peer, peer_env
+from .peers import ROOT, Peer, peer_env, python_path
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -178,9 +178,7 @@ def running(
         command = ["taskset", "-c", ",".join(map(str, cpus)), *command]
     environment = {
         **os.environ,
-        # the repository first; a PYTHONPATH already set stays after it (a --bin
-        # that is not a venv, as on a machine with no package index: bench/scaling.py)
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")])),
+        "PYTHONPATH": python_path(),
         "PYTHONDONTWRITEBYTECODE": "1",
         **peer_env(peer, workers),
         **(env or {}),
