@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: run run-time test deps lint typecheck pytest clean bench bench-events bench-granian bench-ws \
-	fuzz soak bench-check bench-check-record bench-scaling
+	fuzz soak bench-check bench-check-record bench-scaling bench-instructions
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -63,6 +63,11 @@ bench-check-record:
 ## (SO_REUSEPORT), Starlette on granian, bare granian; table and chart in .bench/scaling/
 bench-scaling:
 	$(PYTHON) -m bench.scaling $(BENCH_SCALING_ARGS)
+
+## make bench-instructions: instructions per request by thread of one worker, under valgrind's
+## callgrind (noise-free; BENCH_INSTRUCTIONS_ARGS="--workloads json --peers shoal,shoal-ops-off")
+bench-instructions:
+	$(PYTHON) -m bench.instructions $(BENCH_INSTRUCTIONS_ARGS)
 
 ## make bench-events: shoal vs FastStream consumers on one NATS server, and the outbox's cost;
 ## writes the Events section of docs/benchmarks.md
