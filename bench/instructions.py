@@ -4,8 +4,9 @@
 valgrind's callgrind, loads it with wrk, and counts the instructions each
 thread of the worker ran while it served: the counters are zeroed after a
 warm-up and read when the load ends, so start-up is not counted. Divided by
-the requests served, that is a cost per request which repeats within about
-1 % on any machine, busy or not, where req/s on this 2-core VM moves by 5-10 %
+the requests served, that is a cost per request which repeats within 1-2 %
+on any machine, busy or not (about 5 % with a database, whose pool's
+contention changes the work), where req/s on this 2-core VM moves by 5-10 %
 from run to run.
 
 A granian worker has two kinds of threads: its main thread runs the event
