@@ -34,9 +34,8 @@ async def _read_body(request: _RSGIRequest) -> AsyncIterator[bytes]:
     # iterator ends a body with one empty chunk and, when the framing breaks,
     # yields a second one instead of raising: that second one is the error.
     proto: Any = request._stream
-    scope = request._connection
     try:
-        if scope.headers.get("content-length") is not None:
+        if request._head.get("content-length") is not None:
             body = await proto()
             request._finished = True
             yield body
@@ -61,12 +60,15 @@ async def _read_body(request: _RSGIRequest) -> AsyncIterator[bytes]:
 class _RSGIRequest(Request):
     """A request read from granian's scope and protocol objects on demand.
 
-    It stores five references when built; headers, the client address and the
-    body are fetched from the scope and protocol only when asked for.
+    It stores six references when built; header values, the client address
+    and the body are fetched from the scope and protocol only when asked for.
+    `_head` is granian's header map, fetched once: each `scope.headers` is a
+    copy of the request's headers made anew (about 200 ns).
     """
 
-    __slots__ = ("_finished",)
+    __slots__ = ("_finished", "_head")
     _finished: bool
+    _head: Any
 
     def __init__(self, scope: Any, proto: Any, app: App) -> None:
         self.method = scope.method
@@ -74,6 +76,7 @@ class _RSGIRequest(Request):
         self.app = app
         self._stream = proto
         self._connection = scope  # has .scheme and .http_version
+        self._head = scope.headers
         self.path_params = {}
         self.endpoint = None
         self._unset_lazy()
@@ -94,11 +97,11 @@ class _RSGIRequest(Request):
 
     def header(self, name: str) -> str | None:
         # granian looks one header up without parsing them all
-        value: str | None = self._connection.headers.get(name)
+        value: str | None = self._head.get(name)
         return value
 
     def _header_items(self) -> list[tuple[str, str]]:
-        items: list[tuple[str, str]] = self._connection.headers.items()
+        items: list[tuple[str, str]] = self._head.items()
         return items
 
     def _client_address(self) -> str:
@@ -209,7 +212,7 @@ class RSGIAdapter(Adapter):
             await self._websocket(scope, proto)
             return
         request = _RSGIRequest(scope, proto, self.app)
-        headers = scope.headers
+        headers = request._head
         hosts = len(headers.get_all("host"))
         codings = headers.get_all("transfer-encoding") if "transfer-encoding" in headers else None
         if hosts != 1 or codings is not None:
