@@ -224,12 +224,33 @@ class Pool(ABC, Generic[C]):
         """`async with pool.connection() as conn:` holds one connection for the block."""
         return _Lease(self)
 
+    async def statement(self, name: str, sql: str, args: tuple[Any, ...]) -> Any:
+        """`await conn.<name>(sql, *args)` on a connection of its own, given back at once.
+
+        What each single-statement call of `Database` does (`fetch`,
+        `fetchrow`, `fetchval`). A backend may do it in fewer coroutine frames
+        (`PostgresPool`): each frame on the chain is resumed at every wait.
+        """
+        async with self.connection() as conn:
+            return await getattr(conn, name)(sql, *args)
+
+    def lent(self) -> float:
+        """Count a connection as lent out; returns when its lease started."""
+        self.in_use += 1
+        return time.perf_counter()
+
+    def returned(self, started: float) -> None:
+        """Count the connection of the lease `lent` started as given back."""
+        self.in_use -= 1
+        if self.durations is not None:
+            self.durations.observe(time.perf_counter() - started)
+
 
 class _Lease(Generic[C]):
     """One acquire/release pair as an async context manager.
 
-    A class rather than `@asynccontextmanager`: every statement of `Database`
-    goes through it, and a generator-based manager costs several calls more.
+    A class rather than `@asynccontextmanager`: a generator-based manager
+    costs several calls more.
     """
 
     __slots__ = ("_pool", "_conn", "_started")
@@ -240,8 +261,7 @@ class _Lease(Generic[C]):
     async def __aenter__(self) -> C:
         pool = self._pool
         self._conn = await pool.acquire()
-        pool.in_use += 1
-        self._started = time.perf_counter()
+        self._started = pool.lent()
         return self._conn
 
     async def __aexit__(
@@ -251,7 +271,5 @@ class _Lease(Generic[C]):
         tb: TracebackType | None,
     ) -> None:
         pool = self._pool
-        pool.in_use -= 1
-        if pool.durations is not None:
-            pool.durations.observe(time.perf_counter() - self._started)
+        pool.returned(self._started)
         await pool.release(self._conn)

@@ -302,6 +302,19 @@ class PostgresPool(Pool[PostgresConnection]):
             raise translate(exc, None, self._retry_after) from exc
         return PostgresConnection(raw, self._retry_after)
 
+    async def statement(self, name: str, sql: str, args: tuple[Any, ...]) -> Any:
+        # the base class's lease written out, and asyncpg's method called on the
+        # pooled connection itself: two coroutine frames fewer on every wait
+        conn = await self.acquire()
+        started = self.lent()
+        try:
+            return await getattr(conn.raw, name)(sql, *args)
+        except Exception as exc:
+            raise conn._error(exc) from exc
+        finally:
+            self.returned(started)
+            await self.release(conn)
+
     async def release(self, conn: PostgresConnection) -> None:
         """Return `conn` to the pool; a connection that died is dropped by asyncpg."""
         conn.released = True

@@ -266,21 +266,20 @@ class Database:
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         """Run a query and return all its rows."""
-        async with self._pool.connection() as conn:
-            with self._span(sql):
-                return await conn.fetch(sql, *args)
+        with self._span(sql):
+            rows: list[Row] = await self._pool.statement("fetch", sql, args)
+        return rows
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
         """Run a query and return its first row, or None when it returns none."""
-        async with self._pool.connection() as conn:
-            with self._span(sql):
-                return await conn.fetchrow(sql, *args)
+        with self._span(sql):
+            row: Row | None = await self._pool.statement("fetchrow", sql, args)
+        return row
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         """Run a query and return the first column of its first row (None if no row)."""
-        async with self._pool.connection() as conn:
-            with self._span(sql):
-                return await conn.fetchval(sql, *args)
+        with self._span(sql):
+            return await self._pool.statement("fetchval", sql, args)
 
     async def execute(self, sql: str, *args: Any) -> int:
         """Run a statement; return the number of rows it affected (0 if it reports none)."""
