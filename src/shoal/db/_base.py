@@ -192,7 +192,9 @@ class Pool(ABC, Generic[C]):
     """A backend's pool of connections: what `Database` delegates to while it is open.
 
     A backend implements `open`, `close`, `acquire` and `release`; `connection()`
-    is the one place that pairs an acquire with its release.
+    and `statement()` pair an acquire with its release, and count the lease
+    with `lent()` and `returned()` (a backend that writes `statement()` out
+    calls those too).
     """
 
     in_use = 0
