@@ -410,6 +410,83 @@ async def test_postgres_unreachable_at_open_is_unavailable() -> None:
     assert isinstance(caught.value.__cause__, OSError)
 
 
+
+class _Relay:
+    """A TCP relay to PostgreSQL that can stop passing bytes on: a partition, a frozen host.
+
+    While `frozen`, what either side sends is dropped; connections stay open.
+    """
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.frozen = False
+        self.server: asyncio.Server | None = None
+        self.writers: list[asyncio.StreamWriter] = []
+
+    async def start(self) -> int:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        port: int = self.server.sockets[0].getsockname()[1]
+        return port
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.port)
+        self.writers += [writer, up_writer]
+        await asyncio.gather(
+            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
+        )
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while data := await reader.read(65536):
+            if not self.frozen:
+                writer.write(data)
+                await writer.drain()
+        writer.close()
+
+    async def close(self) -> None:
+        for writer in self.writers:
+            writer.close()
+        if self.server is not None:
+            self.server.close()
+
+
+async def test_a_server_that_stops_answering_is_unavailable_at_the_clients_bound(
+    postgres_url: str,
+) -> None:
+    # The server's statement_timeout cannot help when the server cannot answer at
+    # all; the client's own bound (statement_timeout + 1 s) must end the wait, for a
+    # statement on its own and for a prepared one in a held connection alike.
+    relay = _Relay(int(postgres_url.rsplit(":", 1)[1].split("/")[0]))
+    port = await relay.start()
+    url = postgres_url.replace(f":{relay.port}/", f":{port}/")
+    statement_timeout = 0.3
+    bound = statement_timeout + 1.0
+    try:
+        db = Database(url, max_size=2, acquire_timeout=1, statement_timeout=statement_timeout)
+        await db.open()
+        try:
+            async with db.connection() as conn:
+                select = await conn.prepare("SELECT $1::int")
+                assert await select.fetchval(7) == 7
+                relay.frozen = True
+                begun = asyncio.get_running_loop().time()
+                with pytest.raises(DatabaseUnavailable, match="timed out"):
+                    async with asyncio.timeout(bound + 5):  # without a bound: TimeoutError
+                        await select.fetchval(8)
+                waited = asyncio.get_running_loop().time() - begun
+            assert bound - 0.1 < waited < bound + 1.5, waited
+            begun = asyncio.get_running_loop().time()
+            with pytest.raises(DatabaseUnavailable, match=r"timed out|no PostgreSQL connection"):
+                async with asyncio.timeout(1 + bound + 5):
+                    await db.fetchval("SELECT 1")
+            waited = asyncio.get_running_loop().time() - begun
+            assert waited < 1 + bound + 1.5, waited  # acquisition, then the statement
+        finally:
+            async with asyncio.timeout(15):
+                await db.aclose()
+    finally:
+        await relay.close()
+
+
 # -- configuration ----------------------------------------------------------------
 
 
