@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from .environment import ensure_venv, say
-from .peers import ROOT
+from .peers import ROOT, python_path
 
 DOCS = ROOT / "docs" / "benchmarks.md"
 PEERS = ("shoal", "faststream")
@@ -71,7 +71,8 @@ async def _one_round(url: str, peer: str, round_: int, args: argparse.Namespace)
     process = subprocess.Popen(
         [str(Path(sys.executable)), "-m", f"bench.apps.events_{peer}", url, subject, stream,
          durable, str(out_path), str(args.count)],
-        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, text=True,
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": python_path()}, stdout=subprocess.PIPE,
+        text=True,
     )  # fmt: skip
     assert process.stdout is not None
 

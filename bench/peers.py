@@ -17,15 +17,15 @@ from pathlib import Path
 from .apps import SYNC_THREADS
 
 ROOT = Path(__file__).resolve().parent.parent
+GO_SERVER = ROOT / ".bench" / "go-server"
+
+Command = Callable[[Path, int, int], list[str]]
 
 
 def python_path() -> str:
     """PYTHONPATH for what the bench starts: the repository first, then a PYTHONPATH already
     set (a `--bin` that is not a venv, as on a machine with no package index: bench/offline.sh)."""
     return os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
-GO_SERVER = ROOT / ".bench" / "go-server"
-
-Command = Callable[[Path, int, int], list[str]]
 
 CORE = ("json", "plaintext", "plaintext-pipelined", "time", "params", "sync-io")
 """The workloads every framework peer serves (issue 3)."""

@@ -27,7 +27,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from .peers import BY_NAME as PEERS
-from .peers import ROOT
+from .peers import ROOT, python_path
 from .run import Pinning, Result, Settings, measure
 from .workloads import BY_NAME as WORKLOADS
 
@@ -174,7 +174,7 @@ def chart(results_path: Path, png: Path, python: Path) -> str | None:
     )
     done = subprocess.run(
         [str(python), "-c", code, str(results_path), str(png)], cwd=ROOT,
-        env={**os.environ, "PYTHONPATH": str(ROOT)}, capture_output=True, text=True,
+        env={**os.environ, "PYTHONPATH": python_path()}, capture_output=True, text=True,
         check=False,
     )  # fmt: skip
     if done.returncode != 0:
