@@ -159,6 +159,9 @@ def histogram_samples(
     return out
 
 
+_METHOD, _STATUS, _SECONDS = (operator.itemgetter(index) for index in range(3))  # a sample's
+
+
 class RouteStats:
     """One route's requests: samples waiting to be folded, and what they folded into."""
 
@@ -193,9 +196,6 @@ class RouteStats:
         for key, count in pairs.items():
             counts[key] = counts.get(key, 0) + count
         self.durations.observe_all(list(map(_SECONDS, samples)))
-
-
-_METHOD, _STATUS, _SECONDS = (operator.itemgetter(index) for index in range(3))
 
 
 REQUESTS = Family(

@@ -158,9 +158,11 @@ class PostgresConnection(Connection):
         except Exception as exc:
             raise self._error(exc) from exc
 
-    # The statements every `Database` call makes: the `try` written out in each
-    # rather than through `_run`, one coroutine frame less to resume per wait.
-    # (`raw` as Any: its records are PostgresRows, the pool's record class.)
+    # The statements of a held connection (`db.connection()`, a transaction):
+    # the `try` written out in each rather than through `_run`, one coroutine
+    # frame less to resume per wait; a single `Database` call goes through
+    # `PostgresPool.statement` instead. (`raw` as Any: its records are
+    # PostgresRows, the pool's record class.)
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
         raw: Any = self.raw
