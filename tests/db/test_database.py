@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import asyncpg
@@ -410,7 +412,6 @@ async def test_postgres_unreachable_at_open_is_unavailable() -> None:
     assert isinstance(caught.value.__cause__, OSError)
 
 
-
 class _Relay:
     """A TCP relay to PostgreSQL that can stop passing bytes on: a partition, a frozen host.
 
@@ -449,18 +450,26 @@ class _Relay:
             self.server.close()
 
 
+@asynccontextmanager
+async def _relayed(postgres_url: str) -> AsyncIterator[tuple[_Relay, str]]:
+    """A `_Relay` in front of the test server, and the URL that goes through it."""
+    relay = _Relay(int(postgres_url.rsplit(":", 1)[1].split("/")[0]))
+    port = await relay.start()
+    try:
+        yield relay, postgres_url.replace(f":{relay.port}/", f":{port}/")
+    finally:
+        await relay.close()
+
+
 async def test_a_server_that_stops_answering_is_unavailable_at_the_clients_bound(
     postgres_url: str,
 ) -> None:
     # The server's statement_timeout cannot help when the server cannot answer at
     # all; the client's own bound (statement_timeout + 1 s) must end the wait, for a
     # statement on its own and for a prepared one in a held connection alike.
-    relay = _Relay(int(postgres_url.rsplit(":", 1)[1].split("/")[0]))
-    port = await relay.start()
-    url = postgres_url.replace(f":{relay.port}/", f":{port}/")
     statement_timeout = 0.3
     bound = statement_timeout + 1.0
-    try:
+    async with _relayed(postgres_url) as (relay, url):
         db = Database(url, max_size=2, acquire_timeout=1, statement_timeout=statement_timeout)
         await db.open()
         try:
@@ -483,8 +492,72 @@ async def test_a_server_that_stops_answering_is_unavailable_at_the_clients_bound
         finally:
             async with asyncio.timeout(15):
                 await db.aclose()
-    finally:
-        await relay.close()
+
+
+async def test_a_transaction_whose_commit_gets_no_answer_is_unavailable_at_the_bound(
+    postgres_url: str,
+) -> None:
+    statement_timeout = 0.3
+    bound = statement_timeout + 1.0
+    async with (
+        _relayed(postgres_url) as (relay, url),
+        Database(url, acquire_timeout=1, statement_timeout=statement_timeout) as db,
+    ):
+        with pytest.raises(DatabaseUnavailable, match="timed out"):
+            async with asyncio.timeout(3 * bound + 5):  # without a bound: TimeoutError
+                async with db.transaction() as tx:
+                    await tx.execute("SELECT 1")
+                    relay.frozen = True
+
+
+@pytest.mark.parametrize("held", [False, True], ids=["on-its-own", "held-connection"])
+async def test_a_statement_cancelled_on_a_silent_server_gives_its_connection_back(
+    postgres_url: str, held: bool
+) -> None:
+    # A caller cancelled mid-statement (a deadline, a client gone): asyncpg asks the
+    # server to cancel it and waits for the answer before the connection can serve
+    # again. A server that cannot answer must not keep the pool's only connection
+    # forever: the wait is bounded by acquire_timeout, then the connection is closed.
+    async with (
+        _relayed(postgres_url) as (relay, url),
+        Database(url, max_size=1, acquire_timeout=1, statement_timeout=None) as db,
+    ):
+        assert await db.fetchval("SELECT 1") == 1
+        relay.frozen = True
+        begun = asyncio.get_running_loop().time()
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3):  # the caller's own deadline
+                if held:
+                    async with db.connection() as conn:
+                        await conn.fetchval("SELECT 2")
+                else:
+                    await db.fetchval("SELECT 2")
+        waited = asyncio.get_running_loop().time() - begun
+        assert waited < 0.3 + 1 + 1.5, waited  # the deadline, then the bounded release
+        relay.frozen = False
+        async with asyncio.timeout(5):  # the pool's one connection is free again
+            assert await db.fetchval("SELECT 3") == 3
+
+
+async def test_a_statement_cancelled_on_a_live_server_is_cancelled_there_too(
+    postgres_url: str,
+) -> None:
+    # the connection is not thrown away: the server stops the statement, and the
+    # pool's only connection serves the next caller at once, not in 5 s
+    async with Database(postgres_url, max_size=1, statement_timeout=None) as db:
+        pid = await db.fetchval("SELECT pg_backend_pid()")
+        for held in (False, True):
+            with pytest.raises(TimeoutError):
+                async with asyncio.timeout(0.3):
+                    if held:
+                        async with db.connection() as conn:
+                            sleep = await conn.prepare("SELECT pg_sleep($1)")
+                            await sleep.fetchval(5)
+                    else:
+                        await db.fetchval("SELECT pg_sleep(5)")
+            begun = asyncio.get_running_loop().time()
+            assert await db.fetchval("SELECT pg_backend_pid()") == pid  # the same connection
+            assert asyncio.get_running_loop().time() - begun < 2.5
 
 
 # -- configuration ----------------------------------------------------------------

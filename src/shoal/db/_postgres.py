@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections import deque
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from time import monotonic
 from typing import Any, TypeVar
 
@@ -84,6 +85,10 @@ def _rowcount(status: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
+class _Released(Exception):
+    """A statement on a connection given back to the pool (see PostgresConnection._error)."""
+
+
 class PostgresStatement(Statement):
     """An asyncpg prepared statement on one pooled connection."""
 
@@ -96,235 +101,496 @@ class PostgresStatement(Statement):
 
     def _error(self, exc: BaseException) -> DatabaseError:
         conn = self._conn
-        if conn.released:  # asyncpg refused: the lease is over
+        if conn.released:  # the lease is over
             return DatabaseError(
                 f"the statement {self.sql!r} was prepared on a connection that has gone back "
                 "to the pool: prepare it again inside the `async with` block that holds one"
             )
-        return translate(exc, conn.raw, conn.retry_after)
+        return conn._error(exc)
+
+    # Each run as in PostgresConnection's statements: bounded, errors translated.
 
     async def fetch(self, *args: Any) -> list[Row]:
+        conn = self._conn
         try:
-            rows: list[Row] = await self._raw.fetch(*args)
+            rows: list[Row] = await conn._bounded(self._raw.fetch(*args))
         except Exception as exc:
             raise self._error(exc) from exc
+        except asyncio.CancelledError:
+            conn.interrupted = True
+            raise
         return rows
 
     async def fetchrow(self, *args: Any) -> Row | None:
+        conn = self._conn
         try:
-            row: Row | None = await self._raw.fetchrow(*args)
+            row: Row | None = await conn._bounded(self._raw.fetchrow(*args))
         except Exception as exc:
             raise self._error(exc) from exc
+        except asyncio.CancelledError:
+            conn.interrupted = True
+            raise
         return row
 
     async def fetchval(self, *args: Any) -> Any:
+        conn = self._conn
         try:
-            return await self._raw.fetchval(*args)
+            return await conn._bounded(self._raw.fetchval(*args))
         except Exception as exc:
             raise self._error(exc) from exc
+        except asyncio.CancelledError:
+            conn.interrupted = True
+            raise
 
     async def execute(self, *args: Any) -> int:
+        conn = self._conn
         try:
-            await self._raw.fetch(*args)
+            await conn._bounded(self._raw.fetch(*args))
         except Exception as exc:
             raise self._error(exc) from exc
+        except asyncio.CancelledError:
+            conn.interrupted = True
+            raise
         return _rowcount(self._raw.get_statusmsg() or "")
 
     async def executemany(self, args: Iterable[Sequence[Any]]) -> None:
+        conn = self._conn
         try:
-            await self._raw.executemany(args)
+            await conn._bounded(self._raw.executemany(args))
         except Exception as exc:
             raise self._error(exc) from exc
+        except asyncio.CancelledError:
+            conn.interrupted = True
+            raise
 
 
 class PostgresConnection(Connection):
-    """A pooled asyncpg connection."""
+    """A pooled asyncpg connection, its statements bounded by the pool's `Expiry`.
 
-    __slots__ = ("raw", "retry_after", "released")
+    asyncpg's own per-statement timeout (`command_timeout`) is a loop timer
+    armed and cancelled for every statement, about 8,000 instructions; the
+    pool's `Expiry` bounds the same statements for a dict insert and delete.
+    """
 
-    def __init__(self, raw: Any, retry_after: int) -> None:
-        self.raw: asyncpg.Connection = raw
-        self.retry_after = retry_after
+    __slots__ = ("_raw", "retry_after", "released", "interrupted", "_expiry", "_bound")
+
+    def __init__(self, raw: asyncpg.Connection, pool: PostgresPool) -> None:
+        self._raw = raw
+        self.retry_after = pool.retry_after
+        self._expiry = pool.expiry
+        self._bound = pool.statement_bound
         self.released = False
         """Set when the pool takes the connection back: its statements stop working."""
+        self.interrupted = False
+        """Set when a statement was cut off (its bound, or its task cancelled): asyncpg
+        is cancelling it on the server, and the pool must wait for that to end."""
+
+    @property
+    def raw(self) -> asyncpg.Connection:
+        """asyncpg's connection, while the `async with` block holds it (not after)."""
+        if self.released:
+            raise self._gone()
+        return self._raw
+
+    def _gone(self) -> DatabaseError:
+        return DatabaseError(
+            "the connection has gone back to the pool: use it inside the `async with` "
+            "block that holds it"
+        )
+
+    def _bounded(self, statement: Coroutine[Any, Any, T]) -> Awaitable[T]:
+        """`statement`, cancelled past the client's bound: `TimeoutError`."""
+        if self.released:  # the pool has lent the connection to someone else
+            statement.close()
+            raise _Released
+        return self._expiry.wait(statement, monotonic() + self._bound)
 
     def _error(self, exc: BaseException) -> DatabaseError:
-        return translate(exc, self.raw, self.retry_after)
+        if self.released:
+            return self._gone()
+        if isinstance(exc, TimeoutError):  # the bound cut the statement off
+            self.interrupted = True
+        return translate(exc, self._raw, self.retry_after)
 
-    async def _run(self, call: Callable[..., Awaitable[T]], *args: Any) -> T:
-        """`await call(*args)`, every error it raises translated."""
+    async def _run(self, call: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
+        """`await call(*args)`, bounded, every error it raises translated."""
         try:
-            return await call(*args)
+            return await self._bounded(call(*args))
         except Exception as exc:
             raise self._error(exc) from exc
+        except asyncio.CancelledError:
+            self.interrupted = True
+            raise
 
     # The statements of a held connection (`db.connection()`, a transaction):
-    # the `try` written out in each rather than through `_run`, one coroutine
-    # frame less to resume per wait; a single `Database` call goes through
-    # `PostgresPool.statement` instead. (`raw` as Any: its records are
-    # PostgresRows, the pool's record class.)
+    # `_run` written out in each, one coroutine frame less to resume per wait;
+    # a single `Database` call goes through `PostgresPool.statement` instead.
+    # (`raw` as Any: its records are PostgresRows, the pool's record class.)
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        raw: Any = self.raw
+        raw: Any = self._raw
         try:
-            rows: list[Row] = await raw.fetch(sql, *args)
+            rows: list[Row] = await self._bounded(raw.fetch(sql, *args))
         except Exception as exc:
             raise self._error(exc) from exc
+        except asyncio.CancelledError:
+            self.interrupted = True
+            raise
         return rows
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        raw: Any = self.raw
+        raw: Any = self._raw
         try:
-            row: Row | None = await raw.fetchrow(sql, *args)
+            row: Row | None = await self._bounded(raw.fetchrow(sql, *args))
         except Exception as exc:
             raise self._error(exc) from exc
+        except asyncio.CancelledError:
+            self.interrupted = True
+            raise
         return row
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
         try:
-            return await self.raw.fetchval(sql, *args)
+            return await self._bounded(self._raw.fetchval(sql, *args))
         except Exception as exc:
             raise self._error(exc) from exc
+        except asyncio.CancelledError:
+            self.interrupted = True
+            raise
 
     async def execute(self, sql: str, *args: Any) -> int:
         try:
-            status: str = await self.raw.execute(sql, *args)
+            status: str = await self._bounded(self._raw.execute(sql, *args))
         except Exception as exc:
             raise self._error(exc) from exc
+        except asyncio.CancelledError:
+            self.interrupted = True
+            raise
         return _rowcount(status)
 
     async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
-        await self._run(self.raw.executemany, sql, args)  # atomic since asyncpg 0.22
+        await self._run(self._raw.executemany, sql, args)  # atomic since asyncpg 0.22
 
     async def execute_script(self, script: str) -> None:
         await self._run(self._script, script)
 
     async def prepare(self, sql: str) -> Statement:
-        return PostgresStatement(sql, await self._run(self.raw.prepare, sql), self)
+        return PostgresStatement(sql, await self._run(self._raw.prepare, sql), self)
 
     async def _script(self, script: str) -> None:
-        async with self.raw.transaction():
-            await self.raw.execute(script)  # no arguments: the simple protocol
+        async with self._raw.transaction():
+            await self._raw.execute(script)  # no arguments: the simple protocol
 
     def transaction(self, *, readonly: bool = False) -> AbstractAsyncContextManager[Connection]:
         return self._transaction(readonly)
 
     @asynccontextmanager
     async def _transaction(self, readonly: bool) -> AsyncIterator[Connection]:
-        transaction = self.raw.transaction(readonly=readonly)
+        transaction = self._raw.transaction(readonly=readonly)
         await self._run(transaction.start)
         try:
             yield self
         except BaseException:
             try:
-                await transaction.rollback()
+                await self._run(transaction.rollback)
             except Exception as exc:  # a dead connection: the server rolled back already
                 logger.debug("rollback failed after an error: %r", exc)
             raise
         await self._run(transaction.commit)
 
 
-def _client_timeout(statement_timeout: float | None) -> float | None:
+def _client_bound(statement_timeout: float | None) -> float:
     """The client's own bound on a statement: the server's, plus a second for it to say so.
 
     The server cancels a statement at `statement_timeout` and the connection
     stays usable; the client's bound only matters when the server cannot
-    answer at all (a network partition, a stopped host).
+    answer at all (a network partition, a stopped host). No server limit, no
+    client bound (infinity).
     """
-    return None if statement_timeout is None else statement_timeout + 1.0
-
-
-async def _keep_session(connection: Any) -> None:
-    """Pool reset hook: asyncpg has already rolled back an open transaction; keep the rest."""
+    return float("inf") if statement_timeout is None else statement_timeout + 1.0
 
 
 class PostgresPool(Pool[PostgresConnection]):
-    """asyncpg's pool, with acquisition bounded by `acquire_timeout`."""
+    """shoal's own pool of asyncpg connections, acquisitions and statements bounded.
+
+    Why not `asyncpg.create_pool`: its acquire and release cost about 110,000
+    instructions a lease (a connection proxy, a task to shield each release, a
+    queue of holders), about half of a one-row query's whole cost in process.
+    Here a lease is a list pop and append while connections are idle, and a
+    future per waiter when none is.
+
+    - Idle connections are a stack: the most recently used serves next, so the
+      ones at the bottom are those nobody needed. Every `idle_lifetime`
+      seconds, the connections idle through the whole interval are closed,
+      down to `min_size`.
+    - An acquisition waits at most `acquire_timeout`, connecting included; the
+      waiters are served first come, first served.
+    - A statement waits at most the client's bound (`statement_timeout` + 1 s),
+      through the same `Expiry` (asyncpg's `command_timeout` is left off: a loop
+      timer per statement). One cut off leaves asyncpg cancelling it on the
+      server; before the connection serves again, the pool waits (at most
+      `acquire_timeout`) for that to end, and closes the connection past it.
+    - A connection that comes back closed (the server went away) is dropped;
+      the next caller opens a new one.
+    """
+
+    idle_lifetime = 300.0
+    """Seconds between two prunings of idle connections (asyncpg's default lifetime)."""
 
     def __init__(self, dsn: str, options: DatabaseOptions) -> None:
         self.dsn = dsn
         self.options = options
-        self._pool: asyncpg.Pool | None = None
-        self._retry_after = options.retry_after
+        self.retry_after = options.retry_after
+        self.statement_bound = _client_bound(options.statement_timeout)
+        self.expiry = Expiry()  # (see shoal._expiry: cheaper than a timeout each)
         self._acquire_timeout = options.acquire_timeout
-        self._expiry = Expiry()  # bounds acquisitions (see shoal._expiry: cheaper than a timeout)
+        self._reset_each = options.reset_on_release
+        self._idle: list[asyncpg.Connection] = []  # a stack: the last one back serves next
+        self._waiters: deque[asyncio.Future[asyncpg.Connection | None]] = deque()
+        self._size = 0  # connections open or opening, lent out or idle
+        self._fewest_idle = 0  # since the last pruning
+        self._pruning: asyncio.TimerHandle | None = None
+        self._closing = False
+        self._all_back: asyncio.Future[None] | None = None  # set while closing
+        self._closers: set[asyncio.Task[None]] = set()
+
+    # -- opening and closing --------------------------------------------------
 
     async def open(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.expiry.start(loop)
+        first = self.options.min_size
+        self._size = first
+        made = await asyncio.gather(
+            *(self._connect() for _ in range(first)), return_exceptions=True
+        )
+        opened = [conn for conn in made if not isinstance(conn, BaseException)]
+        if len(opened) < first:
+            for conn in opened:
+                conn.terminate()
+            self._size = 0
+            self.expiry.close()
+            raise next(exc for exc in made if isinstance(exc, BaseException))
+        self._idle += opened
+        self._fewest_idle = len(opened)
+        self._pruning = loop.call_later(self.idle_lifetime, self._prune)
+
+    async def _connect(self) -> asyncpg.Connection:
+        """A new connection, or the `DatabaseError` that says why not."""
         options = self.options
-        self._expiry.start(asyncio.get_running_loop())
         server_settings = {"application_name": "shoal"}
         if options.statement_timeout is not None:
             server_settings["statement_timeout"] = str(int(options.statement_timeout * 1000))
         try:
-            self._pool = await asyncpg.create_pool(
+            conn: asyncpg.Connection = await asyncpg.connect(
                 self.dsn,
-                min_size=options.min_size,
-                max_size=options.max_size,
                 timeout=options.connect_timeout,
-                command_timeout=_client_timeout(options.statement_timeout),
                 statement_cache_size=options.statement_cache_size,
                 server_settings=server_settings,
                 record_class=PostgresRow,
-                reset=None if options.reset_on_release else _keep_session,
             )
         except Exception as exc:
-            raise translate(exc, None, self._retry_after) from exc
+            raise translate(exc, None, self.retry_after) from exc
+        return conn
 
     async def close(self) -> None:
-        # `_pool` stays set while asyncpg waits for the connections still lent
-        # out (a request that outlived the shutdown's drain): they come back
-        # through `release` as usual
-        pool = self._pool
-        if pool is not None:
+        """Close every connection, after waiting (up to `acquire_timeout`) for those
+        lent out to come back; the ones still out then are closed as they come."""
+        self._closing = True
+        if self._pruning is not None:
+            self._pruning.cancel()
+        while self._waiters:  # callers waiting for a connection: none will come
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(None)
+        idle, self._idle = self._idle, []
+        self._size -= len(idle)
+        if self._size:
+            self._all_back = asyncio.get_running_loop().create_future()
             try:
-                async with asyncio.timeout(self.options.acquire_timeout):
-                    await pool.close()
-            except (Exception, TimeoutError) as exc:
-                logger.warning("closing the PostgreSQL pool failed (%r); terminating it", exc)
-                pool.terminate()
-            finally:
-                self._pool = None
-                self._expiry.close()
+                async with asyncio.timeout(self._acquire_timeout):
+                    await self._all_back
+            except TimeoutError:
+                logger.warning(
+                    "closing the PostgreSQL pool: %d connection(s) still in use after %ss",
+                    self._size,
+                    self._acquire_timeout,
+                )
+        await asyncio.gather(*(self._close(conn) for conn in idle))
+        await asyncio.gather(*self._closers)
+        self.expiry.close()
+
+    async def _close(self, conn: asyncpg.Connection) -> None:
+        """Close `conn` politely (the server sees a goodbye, not a reset), else abruptly."""
+        try:
+            await conn.close(timeout=self._acquire_timeout)
+        except Exception as exc:
+            logger.debug("closing a PostgreSQL connection failed (%r); terminating it", exc)
+            conn.terminate()
+
+    def _close_later(self, conn: asyncpg.Connection) -> None:
+        task = asyncio.get_running_loop().create_task(self._close(conn))
+        self._closers.add(task)
+        task.add_done_callback(self._closers.discard)
+
+    def _prune(self) -> None:
+        """Close the connections that stayed idle since the last pruning, down to min_size."""
+        surplus = min(self._fewest_idle, self._size - self.options.min_size)
+        if surplus > 0:
+            unused, self._idle[:surplus] = self._idle[:surplus], []
+            self._size -= surplus
+            for conn in unused:
+                self._close_later(conn)
+        self._fewest_idle = len(self._idle)
+        loop = asyncio.get_running_loop()
+        self._pruning = loop.call_later(self.idle_lifetime, self._prune)
 
     def open_connections(self) -> int:
-        return self._pool.get_size() if self._pool is not None else 0
+        return self._size
+
+    # -- lending --------------------------------------------------------------
 
     async def acquire(self) -> PostgresConnection:
-        """A connection from asyncpg's pool within `acquire_timeout`, or 503."""
-        assert self._pool is not None
+        """A connection within `acquire_timeout`, or `DatabaseUnavailable` (503)."""
+        return PostgresConnection(await self._take(), self)
+
+    async def _take(self) -> asyncpg.Connection:
+        idle = self._idle
+        while idle:  # the common case: no wait, no timer
+            conn = idle.pop()
+            if len(idle) < self._fewest_idle:
+                self._fewest_idle = len(idle)
+            if not conn.is_closed():
+                return conn
+            self._size -= 1  # the server closed it while it was idle
+        end = monotonic() + self._acquire_timeout
         try:
-            raw = await self._expiry.wait(self._pool.acquire(), monotonic() + self._acquire_timeout)
+            return await self.expiry.wait(self._wait(), end)
         except TimeoutError as exc:
             raise DatabaseUnavailable(
                 f"no PostgreSQL connection within {self._acquire_timeout}s "
                 "(the pool is exhausted or the server is unreachable)",
-                retry_after=self._retry_after,
+                retry_after=self.retry_after,
             ) from exc
-        except Exception as exc:
-            raise translate(exc, None, self._retry_after) from exc
-        return PostgresConnection(raw, self._retry_after)
+
+    async def _wait(self) -> asyncpg.Connection:
+        """An idle connection, a new one while under `max_size`, or the next one back."""
+        while True:
+            if self._closing:
+                raise DatabaseUnavailable("the database is closing", retry_after=self.retry_after)
+            while self._idle:
+                conn = self._idle.pop()
+                self._fewest_idle = min(self._fewest_idle, len(self._idle))
+                if not conn.is_closed():
+                    return conn
+                self._size -= 1
+            if self._size < self.options.max_size:
+                self._size += 1
+                try:
+                    return await self._connect()
+                except BaseException:
+                    self._dropped()
+                    raise
+            waiter: asyncio.Future[asyncpg.Connection | None]
+            waiter = asyncio.get_running_loop().create_future()
+            self._waiters.append(waiter)
+            try:
+                conn_or_none = await waiter
+            except BaseException:
+                # cut off (the bound, a cancellation) just as a connection was
+                # handed over: hand it on
+                if waiter.done() and not waiter.cancelled():
+                    handed = waiter.result()
+                    if handed is None:
+                        self._hand_over(None)
+                    else:
+                        self._put_back(handed)
+                raise
+            if conn_or_none is not None:
+                return conn_or_none
+            # None: a connection was dropped, so there is room for a new one
+
+    def _hand_over(self, conn: asyncpg.Connection | None) -> bool:
+        """Give `conn` (None: room for a new one) to the first caller still waiting."""
+        waiters = self._waiters
+        while waiters:
+            waiter = waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return True
+        return False
+
+    def _put_back(self, conn: asyncpg.Connection) -> None:
+        """`conn`, clean, serves its next caller."""
+        if self._closing:
+            self._size -= 1
+            self._close_later(conn)
+            self._check_all_back()
+        elif not self._hand_over(conn):
+            self._idle.append(conn)
+
+    def _dropped(self) -> None:
+        """A connection is gone (closed, or never opened): room for another."""
+        self._size -= 1
+        if self._closing:
+            self._check_all_back()
+        else:
+            self._hand_over(None)
+
+    def _check_all_back(self) -> None:
+        if self._size == 0 and self._all_back is not None and not self._all_back.done():
+            self._all_back.set_result(None)
 
     async def statement(self, name: str, sql: str, args: tuple[Any, ...]) -> Any:
-        # the base class's lease written out, and asyncpg's method called on the
-        # pooled connection itself: two coroutine frames fewer on every wait
-        conn = await self.acquire()
+        # the lease written out, on the asyncpg connection itself: no wrapper
+        # object, two coroutine frames fewer on every wait (the base class's
+        # `connection()` path does the same through PostgresConnection)
+        conn = await self._take()
         started = self.lent()
+        interrupted = False
         try:
-            return await getattr(conn.raw, name)(sql, *args)
+            return await self.expiry.wait(
+                getattr(conn, name)(sql, *args), monotonic() + self.statement_bound
+            )
         except Exception as exc:
-            raise conn._error(exc) from exc
+            interrupted = isinstance(exc, TimeoutError)
+            raise translate(exc, conn, self.retry_after) from exc
+        except asyncio.CancelledError:
+            interrupted = True
+            raise
         finally:
             self.returned(started)
-            await self.release(conn)
+            await self._give_back(conn, interrupted)
 
     async def release(self, conn: PostgresConnection) -> None:
-        """Return `conn` to the pool; a connection that died is dropped by asyncpg."""
+        """Take `conn` back; a connection that died is dropped."""
         conn.released = True
-        pool = self._pool
-        if pool is None:  # the pool was closed, and this connection with it
-            return
-        try:
-            # `raw` is typed as the connection it stands for; it is the pool's proxy.
-            await pool.release(conn.raw)  # type: ignore[arg-type]
-        except Exception as exc:
-            logger.debug("releasing a PostgreSQL connection failed: %r", exc)
+        await self._give_back(conn._raw, conn.interrupted)
+
+    async def _give_back(self, conn: asyncpg.Connection, interrupted: bool) -> None:
+        if conn.is_closed():
+            self._dropped()
+        elif interrupted or self._reset_each or conn.is_in_transaction():
+            try:
+                end = monotonic() + self._acquire_timeout
+                await self.expiry.wait(self._reset(conn, interrupted), end)
+            except Exception as exc:
+                logger.debug("resetting a PostgreSQL connection failed (%r); closing it", exc)
+                conn.terminate()
+                self._dropped()
+            else:
+                self._put_back(conn)
+        else:
+            self._put_back(conn)
+
+    async def _reset(self, conn: asyncpg.Connection, interrupted: bool) -> None:
+        """Make `conn` ready for its next caller: no statement or transaction left running."""
+        if interrupted:
+            # asyncpg is cancelling the statement cut off; its next statement
+            # waits for that to end (an aborted transaction refuses it)
+            with suppress(pg.PostgresError):
+                await conn.execute("SELECT 1")
+        if self._reset_each:
+            await conn.reset()  # RESET ALL, UNLISTEN *, ... and a rollback
+        elif conn.is_in_transaction():
+            await conn.execute("ROLLBACK")
