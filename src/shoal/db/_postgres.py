@@ -328,8 +328,9 @@ class PostgresPool(Pool[PostgresConnection]):
     - A statement waits at most the client's bound (`statement_timeout` + 1 s),
       through the same `Expiry` (asyncpg's `command_timeout` is left off: a loop
       timer per statement). One cut off leaves asyncpg cancelling it on the
-      server; before the connection serves again, the pool waits (at most
-      `acquire_timeout`) for that to end, and closes the connection past it.
+      server; its caller goes on at once, while a task of the pool's waits (at
+      most `acquire_timeout`) for that to end before the connection serves
+      again, and closes the connection past it.
     - A connection that comes back closed (the server went away) is dropped;
       the next caller opens a new one.
     """
@@ -352,7 +353,7 @@ class PostgresPool(Pool[PostgresConnection]):
         self._pruning: asyncio.TimerHandle | None = None
         self._closing = False
         self._all_back: asyncio.Future[None] | None = None  # set while closing
-        self._closers: set[asyncio.Task[None]] = set()
+        self._background: set[asyncio.Task[None]] = set()  # connections settling or closing
 
     # -- opening and closing --------------------------------------------------
 
@@ -417,7 +418,7 @@ class PostgresPool(Pool[PostgresConnection]):
                     self._acquire_timeout,
                 )
         await asyncio.gather(*(self._close(conn) for conn in idle))
-        await asyncio.gather(*self._closers)
+        await asyncio.gather(*self._background, return_exceptions=True)
         self.expiry.close()
 
     async def _close(self, conn: asyncpg.Connection) -> None:
@@ -428,10 +429,11 @@ class PostgresPool(Pool[PostgresConnection]):
             logger.debug("closing a PostgreSQL connection failed (%r); terminating it", exc)
             conn.terminate()
 
-    def _close_later(self, conn: asyncpg.Connection) -> None:
-        task = asyncio.get_running_loop().create_task(self._close(conn))
-        self._closers.add(task)
-        task.add_done_callback(self._closers.discard)
+    def _later(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` in a task of its own (`close` waits for it)."""
+        task = asyncio.get_running_loop().create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def _prune(self) -> None:
         """Close the connections that stayed idle since the last pruning, down to min_size."""
@@ -440,7 +442,7 @@ class PostgresPool(Pool[PostgresConnection]):
             unused, self._idle[:surplus] = self._idle[:surplus], []
             self._size -= surplus
             for conn in unused:
-                self._close_later(conn)
+                self._later(self._close(conn))
         self._fewest_idle = len(self._idle)
         loop = asyncio.get_running_loop()
         self._pruning = loop.call_later(self.idle_lifetime, self._prune)
@@ -456,7 +458,7 @@ class PostgresPool(Pool[PostgresConnection]):
 
     async def _take(self) -> asyncpg.Connection:
         idle = self._idle
-        while idle:  # the common case: no wait, no timer
+        if idle:  # the common case, written out: no wait, no timer
             conn = idle.pop()
             if len(idle) < self._fewest_idle:
                 self._fewest_idle = len(idle)
@@ -478,12 +480,13 @@ class PostgresPool(Pool[PostgresConnection]):
         while True:
             if self._closing:
                 raise DatabaseUnavailable("the database is closing", retry_after=self.retry_after)
-            while self._idle:
-                conn = self._idle.pop()
-                self._fewest_idle = min(self._fewest_idle, len(self._idle))
+            idle = self._idle
+            while idle:
+                conn = idle.pop()
+                self._fewest_idle = min(self._fewest_idle, len(idle))
                 if not conn.is_closed():
                     return conn
-                self._size -= 1
+                self._size -= 1  # the server closed it while it was idle
             if self._size < self.options.max_size:
                 self._size += 1
                 try:
@@ -524,7 +527,7 @@ class PostgresPool(Pool[PostgresConnection]):
         """`conn`, clean, serves its next caller."""
         if self._closing:
             self._size -= 1
-            self._close_later(conn)
+            self._later(self._close(conn))
             self._check_all_back()
         elif not self._hand_over(conn):
             self._idle.append(conn)
@@ -570,16 +573,25 @@ class PostgresPool(Pool[PostgresConnection]):
     async def _give_back(self, conn: asyncpg.Connection, interrupted: bool) -> None:
         if conn.is_closed():
             self._dropped()
-        elif interrupted or self._reset_each or conn.is_in_transaction():
-            try:
-                end = monotonic() + self._acquire_timeout
-                await self.expiry.wait(self._reset(conn, interrupted), end)
-            except Exception as exc:
-                logger.debug("resetting a PostgreSQL connection failed (%r); closing it", exc)
-                conn.terminate()
-                self._dropped()
-            else:
-                self._put_back(conn)
+        elif interrupted:  # its caller goes on at once; the connection, once settled
+            self._later(self._settle(conn, interrupted))
+        elif self._reset_each or conn.is_in_transaction():
+            await self._settle(conn, interrupted)
+        else:
+            self._put_back(conn)
+
+    async def _settle(self, conn: asyncpg.Connection, interrupted: bool) -> None:
+        """`_reset` within `acquire_timeout`, then back to the pool; closed if it fails."""
+        try:
+            await self.expiry.wait(
+                self._reset(conn, interrupted), monotonic() + self._acquire_timeout
+            )
+        except BaseException as exc:
+            logger.debug("resetting a PostgreSQL connection failed (%r); closing it", exc)
+            conn.terminate()
+            self._dropped()
+            if not isinstance(exc, Exception):
+                raise
         else:
             self._put_back(conn)
 
