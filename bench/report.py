@@ -312,7 +312,9 @@ RESET_NOTE = (
     "shoal's `Database` skips asyncpg's session reset (`RESET ALL`, ...) when a connection "
     "goes back to the pool (`reset_on_release=False`, see docs/databases.md); the peers "
     "were given the same setting (`asyncpg.create_pool(reset=keep_session)`, a no-op hook, "
-    "in `bench/db_peers/`), so all of them do the same round trips."
+    "in `bench/db_peers/`), so all of them do the same round trips. shoal's pool is its own, "
+    "over asyncpg's connections; the peers use asyncpg's `create_pool`, as their users would "
+    "(its leases cost about 110,000 instructions each, see docs/databases.md)."
 )
 
 

@@ -12,7 +12,7 @@ import asyncio
 import logging
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, suppress
 from time import monotonic
 from typing import Any, TypeVar
@@ -57,9 +57,17 @@ _RETRYABLE: tuple[type[BaseException], ...] = (
 )
 
 
-def translate(exc: BaseException, connection: Any, retry_after: int) -> DatabaseError:
-    """The shoal error for `exc`, raised while using `connection` (None while acquiring)."""
+def translate(
+    exc: BaseException, connection: Any, retry_after: int, timed_out: bool = False
+) -> DatabaseError:
+    """The shoal error for `exc`, raised while using `connection` (None while acquiring);
+    `timed_out`: the client's bound closed the connection under the statement."""
     sqlstate: str | None = getattr(exc, "sqlstate", None)
+    if timed_out:
+        return DatabaseUnavailable(
+            "PostgreSQL is unavailable: timed out (no answer within the client's bound)",
+            retry_after=retry_after,
+        )
     if isinstance(exc, pg.DataError) and isinstance(exc.__cause__, OverflowError):
         # asyncpg could not encode an argument: an int past the column's range
         found = re.match(r"invalid input for query argument \$(\d+)", str(exc))
@@ -85,8 +93,68 @@ def _rowcount(status: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-class _Released(Exception):
-    """A statement on a connection given back to the pool (see PostgresConnection._error)."""
+class _Watch:
+    """The client's own bound on statements, with one loop timer for all (as `Expiry`).
+
+    A statement registers its connection and end; past the end the server has
+    not answered, not even to cancel the statement at its own
+    `statement_timeout`, so the connection is closed under it: the statement
+    fails at once, and the pool drops the connection. Registering is a dict
+    store and a pop, where a wait through `Expiry` (one coroutine frame more,
+    resumed at every wait) costs about 4,400 instructions a statement.
+    """
+
+    __slots__ = ("bound", "ends", "cut", "at", "handle", "loop")
+
+    def __init__(self, bound: float) -> None:
+        self.bound = bound
+        self.ends: dict[asyncpg.Connection, float] = {}
+        self.cut: set[asyncpg.Connection] = set()  # closed by the bound, error not yet seen
+        self.at = float("inf")
+        self.handle: asyncio.TimerHandle | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def enter(self, conn: asyncpg.Connection) -> None:
+        """A statement starts on `conn`."""
+        end = monotonic() + self.bound
+        self.ends[conn] = end
+        if end < self.at:  # (never with no bound: the end is infinity)
+            self._arm(end)
+
+    def leave(self, conn: asyncpg.Connection) -> None:
+        """The statement on `conn` is over."""
+        self.ends.pop(conn, None)
+
+    def timed_out(self, conn: asyncpg.Connection) -> bool:
+        """Whether the bound closed `conn` (asked once, by the statement that failed)."""
+        if conn in self.cut:
+            self.cut.discard(conn)
+            return True
+        return False
+
+    def _arm(self, at: float) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+        self.at = at
+        loop = self.loop or asyncio.get_running_loop()
+        self.handle = loop.call_later(max(0.0, at - monotonic()), self._fire)
+
+    def _fire(self) -> None:
+        self.handle, self.at = None, float("inf")
+        now = monotonic() + 0.0005  # the loop's clock may run a hair behind
+        for conn in [conn for conn, end in self.ends.items() if end <= now]:
+            del self.ends[conn]
+            self.cut.add(conn)
+            conn.terminate()
+        if self.ends:
+            self._arm(min(self.ends.values()))
+
+    def close(self) -> None:
+        if self.handle is not None:
+            self.handle.cancel()
+        self.handle, self.at = None, float("inf")
+        self.ends.clear()
+        self.cut.clear()
 
 
 class PostgresStatement(Statement):
@@ -99,174 +167,147 @@ class PostgresStatement(Statement):
         self._raw = raw  # an asyncpg PreparedStatement (typed Any: its rows are PostgresRows)
         self._conn = conn
 
-    def _error(self, exc: BaseException) -> DatabaseError:
-        conn = self._conn
-        if conn.released:  # the lease is over
-            return DatabaseError(
-                f"the statement {self.sql!r} was prepared on a connection that has gone back "
-                "to the pool: prepare it again inside the `async with` block that holds one"
-            )
-        return conn._error(exc)
-
-    # Each run as in PostgresConnection's statements: bounded, errors translated.
+    # Each run as a PostgresConnection statement: watched, errors translated.
 
     async def fetch(self, *args: Any) -> list[Row]:
         conn = self._conn
+        raw = conn._begin(self)
         try:
-            rows: list[Row] = await conn._bounded(self._raw.fetch(*args))
+            rows: list[Row] = await self._raw.fetch(*args)
         except Exception as exc:
-            raise self._error(exc) from exc
+            raise conn._error(exc) from exc
         except asyncio.CancelledError:
             conn.interrupted = True
             raise
+        finally:
+            conn._watch.leave(raw)
         return rows
 
     async def fetchrow(self, *args: Any) -> Row | None:
         conn = self._conn
+        raw = conn._begin(self)
         try:
-            row: Row | None = await conn._bounded(self._raw.fetchrow(*args))
+            row: Row | None = await self._raw.fetchrow(*args)
         except Exception as exc:
-            raise self._error(exc) from exc
+            raise conn._error(exc) from exc
         except asyncio.CancelledError:
             conn.interrupted = True
             raise
+        finally:
+            conn._watch.leave(raw)
         return row
 
     async def fetchval(self, *args: Any) -> Any:
-        conn = self._conn
-        try:
-            return await conn._bounded(self._raw.fetchval(*args))
-        except Exception as exc:
-            raise self._error(exc) from exc
-        except asyncio.CancelledError:
-            conn.interrupted = True
-            raise
+        return await self._conn._run(self._raw.fetchval, *args, statement=self)
 
     async def execute(self, *args: Any) -> int:
-        conn = self._conn
-        try:
-            await conn._bounded(self._raw.fetch(*args))
-        except Exception as exc:
-            raise self._error(exc) from exc
-        except asyncio.CancelledError:
-            conn.interrupted = True
-            raise
+        await self._conn._run(self._raw.fetch, *args, statement=self)
         return _rowcount(self._raw.get_statusmsg() or "")
 
     async def executemany(self, args: Iterable[Sequence[Any]]) -> None:
-        conn = self._conn
-        try:
-            await conn._bounded(self._raw.executemany(args))
-        except Exception as exc:
-            raise self._error(exc) from exc
-        except asyncio.CancelledError:
-            conn.interrupted = True
-            raise
+        await self._conn._run(self._raw.executemany, args, statement=self)
 
 
 class PostgresConnection(Connection):
-    """A pooled asyncpg connection, its statements bounded by the pool's `Expiry`.
+    """A pooled asyncpg connection; each statement watched by the pool's `_Watch`."""
 
-    asyncpg's own per-statement timeout (`command_timeout`) is a loop timer
-    armed and cancelled for every statement, about 8,000 instructions; the
-    pool's `Expiry` bounds the same statements for a dict insert and delete.
-    """
-
-    __slots__ = ("_raw", "retry_after", "released", "interrupted", "_expiry", "_bound")
+    __slots__ = ("_raw", "retry_after", "released", "interrupted", "_watch")
 
     def __init__(self, raw: asyncpg.Connection, pool: PostgresPool) -> None:
         self._raw = raw
         self.retry_after = pool.retry_after
-        self._expiry = pool.expiry
-        self._bound = pool.statement_bound
+        self._watch = pool.watch
         self.released = False
         """Set when the pool takes the connection back: its statements stop working."""
         self.interrupted = False
-        """Set when a statement was cut off (its bound, or its task cancelled): asyncpg
-        is cancelling it on the server, and the pool must wait for that to end."""
+        """Set when a statement's task was cancelled mid-statement: asyncpg is
+        cancelling it on the server, and the pool must wait for that to end."""
 
     @property
     def raw(self) -> asyncpg.Connection:
         """asyncpg's connection, while the `async with` block holds it (not after)."""
         if self.released:
-            raise self._gone()
+            raise self._gone(None)
         return self._raw
 
-    def _gone(self) -> DatabaseError:
+    def _gone(self, statement: PostgresStatement | None) -> DatabaseError:
+        if statement is not None:
+            return DatabaseError(
+                f"the statement {statement.sql!r} was prepared on a connection that has gone "
+                "back to the pool: prepare it again inside the `async with` block that holds one"
+            )
         return DatabaseError(
             "the connection has gone back to the pool: use it inside the `async with` "
             "block that holds it"
         )
 
-    def _bounded(self, statement: Coroutine[Any, Any, T]) -> Awaitable[T]:
-        """`statement`, cancelled past the client's bound: `TimeoutError`."""
-        if self.released:  # the pool has lent the connection to someone else
-            statement.close()
-            raise _Released
-        return self._expiry.wait(statement, monotonic() + self._bound)
+    def _begin(self, statement: PostgresStatement | None = None) -> asyncpg.Connection:
+        """The connection, watched for one statement (refused once given back: the
+        pool may have lent it to someone else)."""
+        if self.released:
+            raise self._gone(statement)
+        raw = self._raw
+        self._watch.enter(raw)
+        return raw
 
     def _error(self, exc: BaseException) -> DatabaseError:
-        if self.released:
-            return self._gone()
-        if isinstance(exc, TimeoutError):  # the bound cut the statement off
-            self.interrupted = True
-        return translate(exc, self._raw, self.retry_after)
+        raw = self._raw
+        return translate(exc, raw, self.retry_after, self._watch.timed_out(raw))
 
-    async def _run(self, call: Callable[..., Coroutine[Any, Any, T]], *args: Any) -> T:
-        """`await call(*args)`, bounded, every error it raises translated."""
+    async def _run(
+        self,
+        call: Callable[..., Coroutine[Any, Any, T]],
+        *args: Any,
+        statement: PostgresStatement | None = None,
+    ) -> T:
+        """`await call(*args)` as one watched statement, every error it raises translated."""
+        raw = self._begin(statement)
         try:
-            return await self._bounded(call(*args))
+            return await call(*args)
         except Exception as exc:
             raise self._error(exc) from exc
         except asyncio.CancelledError:
             self.interrupted = True
             raise
+        finally:
+            self._watch.leave(raw)
 
-    # The statements of a held connection (`db.connection()`, a transaction):
-    # `_run` written out in each, one coroutine frame less to resume per wait;
-    # a single `Database` call goes through `PostgresPool.statement` instead.
-    # (`raw` as Any: its records are PostgresRows, the pool's record class.)
+    # The statements run most, `_run` written out: one coroutine frame less to
+    # resume at each wait. A single `Database` call goes through
+    # `PostgresPool.statement` instead. (`raw` as Any: its records are
+    # PostgresRows, the pool's record class.)
 
     async def fetch(self, sql: str, *args: Any) -> list[Row]:
-        raw: Any = self._raw
+        raw: Any = self._begin()
         try:
-            rows: list[Row] = await self._bounded(raw.fetch(sql, *args))
+            rows: list[Row] = await raw.fetch(sql, *args)
         except Exception as exc:
             raise self._error(exc) from exc
         except asyncio.CancelledError:
             self.interrupted = True
             raise
+        finally:
+            self._watch.leave(raw)
         return rows
 
     async def fetchrow(self, sql: str, *args: Any) -> Row | None:
-        raw: Any = self._raw
+        raw: Any = self._begin()
         try:
-            row: Row | None = await self._bounded(raw.fetchrow(sql, *args))
+            row: Row | None = await raw.fetchrow(sql, *args)
         except Exception as exc:
             raise self._error(exc) from exc
         except asyncio.CancelledError:
             self.interrupted = True
             raise
+        finally:
+            self._watch.leave(raw)
         return row
 
     async def fetchval(self, sql: str, *args: Any) -> Any:
-        try:
-            return await self._bounded(self._raw.fetchval(sql, *args))
-        except Exception as exc:
-            raise self._error(exc) from exc
-        except asyncio.CancelledError:
-            self.interrupted = True
-            raise
+        return await self._run(self._raw.fetchval, sql, *args)
 
     async def execute(self, sql: str, *args: Any) -> int:
-        try:
-            status: str = await self._bounded(self._raw.execute(sql, *args))
-        except Exception as exc:
-            raise self._error(exc) from exc
-        except asyncio.CancelledError:
-            self.interrupted = True
-            raise
-        return _rowcount(status)
+        return _rowcount(await self._run(self._raw.execute, sql, *args))
 
     async def executemany(self, sql: str, args: Iterable[Sequence[Any]]) -> None:
         await self._run(self._raw.executemany, sql, args)  # atomic since asyncpg 0.22
@@ -311,7 +352,7 @@ def _client_bound(statement_timeout: float | None) -> float:
 
 
 class PostgresPool(Pool[PostgresConnection]):
-    """shoal's own pool of asyncpg connections, acquisitions and statements bounded.
+    """shoal's own pool of asyncpg connections, its acquisitions and statements bounded.
 
     Why not `asyncpg.create_pool`: its acquire and release cost about 110,000
     instructions a lease (a connection proxy, a task to shield each release, a
@@ -326,8 +367,9 @@ class PostgresPool(Pool[PostgresConnection]):
     - An acquisition waits at most `acquire_timeout`, connecting included; the
       waiters are served first come, first served.
     - A statement waits at most the client's bound (`statement_timeout` + 1 s),
-      through the same `Expiry` (asyncpg's `command_timeout` is left off: a loop
-      timer per statement). One cut off leaves asyncpg cancelling it on the
+      kept by `_Watch`, which closes the connection past it (asyncpg's
+      `command_timeout` is left off: a loop timer per statement).
+    - A statement whose task is cancelled leaves asyncpg cancelling it on the
       server; its caller goes on at once, while a task of the pool's waits (at
       most `acquire_timeout`) for that to end before the connection serves
       again, and closes the connection past it.
@@ -342,8 +384,8 @@ class PostgresPool(Pool[PostgresConnection]):
         self.dsn = dsn
         self.options = options
         self.retry_after = options.retry_after
-        self.statement_bound = _client_bound(options.statement_timeout)
-        self.expiry = Expiry()  # (see shoal._expiry: cheaper than a timeout each)
+        self.watch = _Watch(_client_bound(options.statement_timeout))
+        self.expiry = Expiry()  # bounds acquisitions (see shoal._expiry)
         self._acquire_timeout = options.acquire_timeout
         self._reset_each = options.reset_on_release
         self._idle: list[asyncpg.Connection] = []  # a stack: the last one back serves next
@@ -360,6 +402,7 @@ class PostgresPool(Pool[PostgresConnection]):
     async def open(self) -> None:
         loop = asyncio.get_running_loop()
         self.expiry.start(loop)
+        self.watch.loop = loop
         first = self.options.min_size
         self._size = first
         made = await asyncio.gather(
@@ -371,6 +414,7 @@ class PostgresPool(Pool[PostgresConnection]):
                 conn.terminate()
             self._size = 0
             self.expiry.close()
+            self.watch.close()
             raise next(exc for exc in made if isinstance(exc, BaseException))
         self._idle += opened
         self._fewest_idle = len(opened)
@@ -420,6 +464,7 @@ class PostgresPool(Pool[PostgresConnection]):
         await asyncio.gather(*(self._close(conn) for conn in idle))
         await asyncio.gather(*self._background, return_exceptions=True)
         self.expiry.close()
+        self.watch.close()
 
     async def _close(self, conn: asyncpg.Connection) -> None:
         """Close `conn` politely (the server sees a goodbye, not a reset), else abruptly."""
@@ -550,18 +595,18 @@ class PostgresPool(Pool[PostgresConnection]):
         # `connection()` path does the same through PostgresConnection)
         conn = await self._take()
         started = self.lent()
+        watch = self.watch
+        watch.enter(conn)
         interrupted = False
         try:
-            return await self.expiry.wait(
-                getattr(conn, name)(sql, *args), monotonic() + self.statement_bound
-            )
+            return await getattr(conn, name)(sql, *args)
         except Exception as exc:
-            interrupted = isinstance(exc, TimeoutError)
-            raise translate(exc, conn, self.retry_after) from exc
+            raise translate(exc, conn, self.retry_after, watch.timed_out(conn)) from exc
         except asyncio.CancelledError:
             interrupted = True
             raise
         finally:
+            watch.leave(conn)
             self.returned(started)
             await self._give_back(conn, interrupted)
 
