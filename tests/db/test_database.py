@@ -489,6 +489,9 @@ async def test_a_server_that_stops_answering_is_unavailable_at_the_clients_bound
                     await db.fetchval("SELECT 1")
             waited = asyncio.get_running_loop().time() - begun
             assert waited < 1 + bound + 1.5, waited  # acquisition, then the statement
+            relay.frozen = False  # the server is back: new connections in the cut ones' place
+            async with asyncio.timeout(5):
+                assert await db.fetchval("SELECT 2") == 2
         finally:
             async with asyncio.timeout(15):
                 await db.aclose()

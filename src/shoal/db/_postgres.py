@@ -122,8 +122,10 @@ class _Watch:
             self._arm(end)
 
     def leave(self, conn: asyncpg.Connection) -> None:
-        """The statement on `conn` is over."""
+        """The statement on `conn` is over (its error, if any, already translated)."""
         self.ends.pop(conn, None)
+        if self.cut:  # cut as its answer came in: nobody will ask
+            self.cut.discard(conn)
 
     def timed_out(self, conn: asyncpg.Connection) -> bool:
         """Whether the bound closed `conn` (asked once, by the statement that failed)."""
