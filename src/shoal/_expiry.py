@@ -13,12 +13,13 @@ import sys
 from collections.abc import Awaitable, Callable
 from functools import partial
 from time import monotonic
-from typing import Any, TypeVar
+from typing import Any, Generic, TypeVar
 
-__all__ = ["Expiry"]
+__all__ = ["Deadlines", "Expiry"]
 
 Task = asyncio.Task[Any]
 T = TypeVar("T")
+K = TypeVar("K")
 
 
 def _task_of(loop: asyncio.AbstractEventLoop) -> Callable[[], Task | None]:
@@ -35,7 +36,54 @@ def _no_task() -> Task | None:
     return None
 
 
-class Expiry:
+class Deadlines(Generic[K]):
+    """Keys with an end time each, and one loop timer for the earliest end.
+
+    An owner puts a key and its end in `pending`, calls `arm` when that end is
+    earlier than `at`, and pops the key when done. The timer fires at the
+    earliest end (as often that of a key long gone), hands each key that is
+    due to `expire`, and is set again for the next earliest end.
+    """
+
+    __slots__ = ("pending", "at", "handle", "loop")
+
+    def __init__(self) -> None:
+        self.pending: dict[K, float] = {}
+        self.at = float("inf")
+        self.handle: asyncio.TimerHandle | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def expire(self, key: K) -> None:
+        """`key`'s end has come (it is out of `pending` already)."""
+        raise NotImplementedError
+
+    def arm(self, at: float) -> None:
+        """Set the loop timer for `at` (earlier than the one set)."""
+        if self.handle is not None:
+            self.handle.cancel()
+        self.at = at
+        loop = self.loop or asyncio.get_running_loop()
+        self.handle = loop.call_later(max(0.0, at - monotonic()), self._fire)
+
+    def _fire(self) -> None:
+        self.handle, self.at = None, float("inf")
+        now = monotonic() + 0.0005  # the loop's clock may run a hair behind
+        due = [key for key, end in self.pending.items() if end <= now]
+        for key in due:
+            del self.pending[key]
+            self.expire(key)
+        if self.pending:
+            self.arm(min(self.pending.values()))
+
+    def close(self) -> None:
+        """Stop the loop timer and forget every key (the owner is closing)."""
+        if self.handle is not None:
+            self.handle.cancel()
+        self.handle, self.at = None, float("inf")
+        self.pending.clear()
+
+
+class Expiry(Deadlines[Task]):
     """Cancels a client's attempts that run past their end, with one loop timer for all.
 
     An attempt puts its task and end time in `pending` (a task is in one
@@ -50,14 +98,11 @@ class Expiry:
     else's cancellation) and is set again for the next earliest end.
     """
 
-    __slots__ = ("pending", "fired", "handle", "at", "loop", "current_task")
+    __slots__ = ("fired", "current_task")
 
     def __init__(self) -> None:
-        self.pending: dict[Task, float] = {}
+        super().__init__()
         self.fired: set[Task] = set()
-        self.handle: asyncio.TimerHandle | None = None
-        self.at = float("inf")
-        self.loop: asyncio.AbstractEventLoop | None = None
         self.current_task: Callable[[], Task | None] = _no_task  # (the client is not open)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -97,29 +142,11 @@ class Expiry:
             return True
         return False
 
-    def arm(self, at: float) -> None:
-        """Set the loop timer for `at` (earlier than the one set)."""
-        if self.handle is not None:
-            self.handle.cancel()
-        self.at = at
-        loop = self.loop or asyncio.get_running_loop()
-        self.handle = loop.call_later(max(0.0, at - monotonic()), self._fire)
-
-    def _fire(self) -> None:
-        self.handle, self.at = None, float("inf")
-        now = monotonic() + 0.0005  # the loop's clock may run a hair behind
-        due = [task for task, end in self.pending.items() if end <= now]
-        for task in due:
-            del self.pending[task]
-            self.fired.add(task)
-            task.cancel()
-        if self.pending:
-            self.arm(min(self.pending.values()))
+    def expire(self, task: Task) -> None:
+        self.fired.add(task)  # (so that its attempt can tell its timeout from a cancel)
+        task.cancel()
 
     def close(self) -> None:
         """Stop the loop timer (the client is closing)."""
-        if self.handle is not None:
-            self.handle.cancel()
-        self.handle, self.at = None, float("inf")
-        self.pending.clear()
+        super().close()
         self.fired.clear()

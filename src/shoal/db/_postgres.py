@@ -20,7 +20,7 @@ from typing import Any, TypeVar
 import asyncpg
 from asyncpg import exceptions as pg
 
-from .._expiry import Expiry
+from .._expiry import Deadlines, Expiry
 from ..errors import DatabaseError, DatabaseUnavailable, IntegrityError, OutOfRange
 from ._base import Connection, DatabaseOptions, Pool, Row, Statement
 
@@ -93,8 +93,8 @@ def _rowcount(status: str) -> int:
     return int(tail) if tail.isdigit() else 0
 
 
-class _Watch:
-    """The client's own bound on statements, with one loop timer for all (as `Expiry`).
+class _Watch(Deadlines[asyncpg.Connection]):
+    """The client's own bound on statements: the pool's `Deadlines` of connections.
 
     A statement registers its connection and end; past the end the server has
     not answered, not even to cancel the statement at its own
@@ -104,26 +104,23 @@ class _Watch:
     resumed at every wait) costs about 4,400 instructions a statement.
     """
 
-    __slots__ = ("bound", "ends", "cut", "at", "handle", "loop")
+    __slots__ = ("bound", "cut")
 
     def __init__(self, bound: float) -> None:
+        super().__init__()
         self.bound = bound
-        self.ends: dict[asyncpg.Connection, float] = {}
         self.cut: set[asyncpg.Connection] = set()  # closed by the bound, error not yet seen
-        self.at = float("inf")
-        self.handle: asyncio.TimerHandle | None = None
-        self.loop: asyncio.AbstractEventLoop | None = None
 
     def enter(self, conn: asyncpg.Connection) -> None:
         """A statement starts on `conn`."""
         end = monotonic() + self.bound
-        self.ends[conn] = end
+        self.pending[conn] = end
         if end < self.at:  # (never with no bound: the end is infinity)
-            self._arm(end)
+            self.arm(end)
 
     def leave(self, conn: asyncpg.Connection) -> None:
         """The statement on `conn` is over (its error, if any, already translated)."""
-        self.ends.pop(conn, None)
+        self.pending.pop(conn, None)
         if self.cut:  # cut as its answer came in: nobody will ask
             self.cut.discard(conn)
 
@@ -134,28 +131,12 @@ class _Watch:
             return True
         return False
 
-    def _arm(self, at: float) -> None:
-        if self.handle is not None:
-            self.handle.cancel()
-        self.at = at
-        loop = self.loop or asyncio.get_running_loop()
-        self.handle = loop.call_later(max(0.0, at - monotonic()), self._fire)
-
-    def _fire(self) -> None:
-        self.handle, self.at = None, float("inf")
-        now = monotonic() + 0.0005  # the loop's clock may run a hair behind
-        for conn in [conn for conn, end in self.ends.items() if end <= now]:
-            del self.ends[conn]
-            self.cut.add(conn)
-            conn.terminate()
-        if self.ends:
-            self._arm(min(self.ends.values()))
+    def expire(self, conn: asyncpg.Connection) -> None:
+        self.cut.add(conn)
+        conn.terminate()
 
     def close(self) -> None:
-        if self.handle is not None:
-            self.handle.cancel()
-        self.handle, self.at = None, float("inf")
-        self.ends.clear()
+        super().close()
         self.cut.clear()
 
 
