@@ -112,6 +112,14 @@ class QueryParams(_MultiMapping):
         """Parse `a=1&b=2` (percent-decoding, `+` as space, blanks kept)."""
         if "%" in query_string or "+" in query_string or ";" in query_string:
             pairs = parse_qsl(query_string, keep_blank_values=True)
+        elif "&" not in query_string:  # one parameter, or none: no loops
+            params = cls.__new__(cls)
+            if query_string:
+                key, _, value = query_string.partition("=")
+                params._items, params._index = [(key, value)], {key: [value]}
+            else:
+                params._items, params._index = [], {}
+            return params
         else:
             # nothing to decode (the usual case): a plain split is several
             # times faster than parse_qsl and gives the same pairs

@@ -364,6 +364,9 @@ class StreamingResponse(Response):
                 await aclose()
 
 
+_new_response = object.__new__
+
+
 def problem_response(error: HTTPError) -> Response:
     """The RFC 9457 `application/problem+json` response for `error`."""
     headers = [(name.lower(), value) for name, value in error.headers.items()]
@@ -388,4 +391,8 @@ def to_response(result: Any, status: int = 200) -> Response:
             f"cannot turn a {type(result).__name__} into a response: return a dict, list, "
             f"msgspec Struct, dataclass, None or a Response ({exc})"
         ) from exc
-    return Response.from_parts(status, [_JSON_HEADER], body)
+    response = _new_response(Response)  # `Response.from_parts`, inline: every JSON result
+    response.status = status
+    response.headers = [_JSON_HEADER]
+    response.body = body
+    return response

@@ -346,7 +346,9 @@ class Router(Generic[T]):
         if found is None:
             raise NotFound(detail=f"No route matches {path}")
         route, params = found
-        handler = route.handler_for(method)
+        handler = route.handlers.get(method)  # `route.handler_for`, inline: every dynamic match
+        if handler is None and method == "HEAD":
+            handler = route.handlers.get("GET")
         if handler is None:
             if method == "OPTIONS":
                 return None, params
