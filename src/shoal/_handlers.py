@@ -260,7 +260,6 @@ class HandlerPlan:
         "call",
         "_container",
         "_invoke",
-        "_direct",
         "_getters",
         "_scoped",
         "_sync_arguments",
@@ -285,7 +284,6 @@ class HandlerPlan:
         # the handler itself when async, else a function that runs it in the pool
         self._invoke = thread_pool.as_async(handler, self.is_async)
         self.call: Callable[[Request], Awaitable[Any]]
-        self._direct: list[Resolver] = list(resolvers)
         self._getters: list[tuple[str, Callable[[Request], Any], Resolver]] = []
         self._scoped: list[tuple[str, Any]] = []
         self._sync_arguments = False
@@ -299,17 +297,17 @@ class HandlerPlan:
         own coroutine (or the pool's, for a `def`): no wrapper coroutine on
         the fastest path.
         """
-        self._direct = []
+        direct: list[Resolver] = []
         self._scoped = []
         for resolver in self.resolvers:
             provider = getattr(resolver, "provider", None)
             if provider is not None and provider.scope == "request":
                 self._scoped.append((resolver.name, provider))
             else:
-                self._direct.append(resolver)
+                direct.append(resolver)
         # no body to read and no async resolver: the arguments are found without awaiting
-        self._sync_arguments = not self.needs_body and not any(r.is_async for r in self._direct)
-        self._getters = [(r.name, _getter(r), r) for r in self._direct]
+        self._sync_arguments = not self.needs_body and not any(r.is_async for r in direct)
+        self._getters = [(r.name, _getter(r), r) for r in direct]
         if self._scoped:
             self.call = self._call_scoped
         elif self.resolvers or self.encoder is not None:
@@ -330,15 +328,15 @@ class HandlerPlan:
             await request.body()
         kwargs: dict[str, Any] = {}
         errors: list[dict[str, Any]] = []
-        for resolver in self._direct:
+        for name, get, resolver in self._getters:
             try:
-                value = resolver(request)
+                value = get(request)
                 if resolver.is_async:
                     value = await value
             except Invalid as exc:
                 errors.append(_error(resolver, exc))
                 continue
-            kwargs[resolver.name] = value
+            kwargs[name] = value
         if errors:
             raise ValidationError(errors)
         return kwargs

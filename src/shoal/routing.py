@@ -121,12 +121,6 @@ class Route(Generic[T]):
             methods.add("HEAD")
         return sorted(methods)
 
-    def handler_for(self, method: str) -> T | None:
-        handler = self.handlers.get(method)
-        if handler is None and method == "HEAD":
-            handler = self.handlers.get("GET")
-        return handler
-
 
 def compile_template(template: str) -> tuple[dict[str, Converter], re.Pattern[str] | None, str]:
     """Parse a path template into (parameters, regex or None if static, shape)."""
@@ -346,8 +340,8 @@ class Router(Generic[T]):
         if found is None:
             raise NotFound(detail=f"No route matches {path}")
         route, params = found
-        handler = route.handlers.get(method)  # `route.handler_for`, inline: every dynamic match
-        if handler is None and method == "HEAD":
+        handler = route.handlers.get(method)
+        if handler is None and method == "HEAD":  # a GET route answers HEAD too
             handler = route.handlers.get("GET")
         if handler is None:
             if method == "OPTIONS":
